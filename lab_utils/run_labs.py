@@ -1,0 +1,112 @@
+"""The main job: execute every lab notebook in order and collect what they found.
+
+    python -m lab_utils.run_labs                 # the default CPU scale
+    python -m lab_utils.run_labs --profile smoke # seconds per notebook
+    python -m lab_utils.run_labs --only 1 4      # a subset, by number
+
+Executed copies, figures and the per-group summary land in ``outputs/`` (git-ignored). A failing cell stops the
+run with a non-zero exit that names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from lab_utils.config import PROFILE_ENV, get_profile
+from lab_utils.env import OUTPUT_ENV, output_dir, project_root
+
+SUMMARY_FILE = "fairness_summary.md"
+
+
+def find_notebooks(labs_dir: Path, only: list[int] | None = None) -> list[Path]:
+    """The solution notebooks ``labs/NN_*.ipynb`` in order (student copies live in ``labs/student``)."""
+    if not labs_dir.is_dir():
+        raise FileNotFoundError(
+            f"No labs folder at {labs_dir}. Run this from a clone of the repository after `pip install -e .`."
+        )
+    notebooks = sorted(p for p in labs_dir.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [p for p in notebooks if int(p.name[:2]) in only]
+    if not notebooks:
+        raise FileNotFoundError(f"No notebooks matching NN_*.ipynb{' for ' + str(only) if only else ''} in {labs_dir}.")
+    return notebooks
+
+
+class NotebookFailed(RuntimeError):
+    pass
+
+
+def execute_notebook(path: Path, out_path: Path, *, cell_timeout: int | None = None) -> float:
+    """Run one notebook cell by cell with a progress bar; always write the (partially) executed copy."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from tqdm.auto import tqdm
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    start = time.perf_counter()
+    try:
+        with client.setup_kernel():
+            for n, (index, cell) in enumerate(tqdm(code_cells, desc=path.stem, unit="cell", leave=True)):
+                try:
+                    client.execute_cell(cell, index)
+                except CellExecutionError as err:
+                    first_line = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+                    raise NotebookFailed(
+                        f"{path.name}: code cell {n + 1} of {len(code_cells)} (notebook cell {index}) failed: "
+                        f"{first_line}\nSee the executed copy {out_path} for the full traceback."
+                    ) from None
+    finally:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_suffix(".tmp")
+        nbformat.write(nb, tmp)
+        os.replace(tmp, out_path)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="smoke | cpu (default) | full; or set $LAB_PROFILE")
+    parser.add_argument("--only", type=int, nargs="*", help="notebook numbers to run, e.g. --only 1 4")
+    parser.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: none)")
+    args = parser.parse_args(argv)
+
+    profile = get_profile(args.profile)
+    os.environ[PROFILE_ENV] = profile.name  # inherited by the notebook kernels
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault(OUTPUT_ENV, str(project_root() / "outputs"))
+    notebooks = find_notebooks(project_root() / "labs", args.only)
+    run_dir = output_dir(f"run-{profile.name}")
+    print(f"Running {len(notebooks)} notebook(s) at profile '{profile.name}'; executed copies -> {run_dir}")
+
+    timings: dict[str, float] = {}
+    for path in notebooks:
+        try:
+            timings[path.name] = execute_notebook(path, run_dir / path.name, cell_timeout=args.cell_timeout)
+        except NotebookFailed as err:
+            print(f"\nFAILED {err}", file=sys.stderr)
+            return 1
+        print(f"  {path.name}: {timings[path.name]:.0f} s")
+
+    lines = [f"# Lab run, profile '{profile.name}'", "", "| notebook | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
+    summary = output_dir() / SUMMARY_FILE
+    if summary.exists():
+        lines += ["", summary.read_text()]
+    report = "\n".join(lines) + "\n"
+    (run_dir / "run_summary.md").write_text(report)
+    (run_dir / "timings.json").write_text(json.dumps({"profile": profile.name, "seconds": timings}, indent=2))
+    print("\n" + report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
