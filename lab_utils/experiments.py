@@ -1,0 +1,118 @@
+"""Named model variants, trained the same way by the notebooks and the multi-seed benchmark.
+
+One definition of "the CNN of Lab 1" and "the DB-VAE of Lab 3" keeps Lab 4 (which retrains missing models) and
+``benchmarks/debias.py`` honest: they compare exactly what the students trained.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lab_utils.config import Profile
+from lab_utils.data import FaceDataset
+
+DEFAULT_RULE = "product"
+DEFAULT_ALPHA = 1e-3
+DEFAULT_KL_WEIGHT = 5e-4
+KINDS = ("cnn", "dbvae")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A trainable configuration: the architecture and how training faces are drawn."""
+
+    name: str
+    kind: str = "dbvae"  # "cnn" or "dbvae"
+    resample: bool = False
+    rule: str = DEFAULT_RULE
+    alpha: float = DEFAULT_ALPHA
+    kl_weight: float = DEFAULT_KL_WEIGHT
+    oracle_darker_share: float | None = None  # label-aware sampling: share of darker faces per batch
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Variant {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}.")
+        if self.oracle_darker_share is not None and not 0 < self.oracle_darker_share < 1:
+            raise ValueError(f"Variant {self.name!r}: oracle_darker_share must be in (0, 1).")
+        if self.resample and self.oracle_darker_share is not None:
+            raise ValueError(f"Variant {self.name!r}: choose adaptive resampling or the oracle, not both.")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+LAB_VARIANTS: dict[str, Variant] = {
+    "cnn": Variant("cnn", kind="cnn"),
+    "dbvae": Variant("dbvae", resample=True),
+}
+
+
+def oracle_face_probs(train: FaceDataset, darker_share: float) -> np.ndarray:
+    """Per-face probabilities that make ``darker_share`` of drawn faces darker-skinned.
+
+    This *reads the skin-tone attribute*: it is the label-aware upper bound the DB-VAE tries to approach without
+    labels, never a training method of the labs.
+    """
+    if "darker" not in train.attributes:
+        raise ValueError("The oracle needs the 'darker' attribute (the embedded benchmark records it).")
+    darker = np.asarray(train.attributes["darker"])[train.face_idx] == 1
+    if darker.all() or not darker.any():
+        raise ValueError("The oracle needs both lighter and darker training faces.")
+    return np.where(darker, darker_share / darker.sum(), (1 - darker_share) / (~darker).sum())
+
+
+def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, seed: int = 0,
+                  epochs: int | None = None, verbose: Any = "auto") -> tuple[Any, dict]:
+    """Build and train one variant; returns the model and a JSON-safe record (history, resampling log, time)."""
+    from lab_utils import models, training
+
+    training.set_seed(seed)
+    start = time.perf_counter()
+    face_probs = (oracle_face_probs(train, variant.oracle_darker_share)
+                  if variant.oracle_darker_share is not None else None)
+    record: dict[str, Any] = {"variant": variant.as_dict(), "seed": seed, "profile": profile.name}
+    if variant.kind == "cnn":
+        model = models.build_cnn()
+        history = training.train_classifier(
+            model, train, epochs=epochs or profile.cnn_epochs, batch_size=profile.batch_size, seed=seed,
+            face_probs=face_probs, verbose=verbose)
+        log: list = []
+    else:
+        model = models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed)
+        history, log = training.train_dbvae(
+            model, train, epochs=epochs or profile.dbvae_epochs, batch_size=profile.batch_size, seed=seed,
+            resample=variant.resample, rule=variant.rule, alpha=variant.alpha, face_probs=face_probs,
+            verbose=verbose, **variant.extra)
+    record["train_seconds"] = time.perf_counter() - start
+    record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    record["resampling_log"] = log
+    return model, record
+
+
+def model_path(kind: str, profile: Profile, seed: int) -> Path:
+    """Where the notebooks save and look for a trained model of this kind, profile and seed."""
+    from lab_utils.env import output_dir
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    return output_dir("models") / f"{kind}-{profile.name}-seed{seed}.keras"
+
+
+def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int = 0) -> Any:
+    """The model an earlier notebook saved for this profile and seed, else the same model trained now."""
+    from lab_utils import models
+
+    path = model_path(kind, profile, seed)
+    if path.is_file():
+        print(f"Loading {kind} from {path}")
+        return models.load_model(path)
+    print(f"No saved {kind} at {path}: training it now with the settings of the earlier lab.")
+    model, _ = train_variant(LAB_VARIANTS[kind], train, profile, seed=seed)
+    models.save_model(model, path)
+    return model
