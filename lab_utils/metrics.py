@@ -237,7 +237,7 @@ def _check_unit_interval(name: str, value: float, *, open_: bool) -> None:
 def _warn_empty(empty: list[str], what: str) -> None:
     if empty:
         names = ", ".join(f"{g} ({GROUP_NAMES[g]})" for g in empty)
-        warnings.warn(f"No faces in group(s) {names}: their {what} is NaN and gaps use the other groups. "
+        warnings.warn(f"No faces in group(s) {names}, so {what} NaN there; any gaps use the other groups. "
                       "Check the test split's 'group' attribute.", RuntimeWarning, stacklevel=3)
 
 
@@ -322,7 +322,7 @@ def evaluate_detector(probs: Any, labels: Any, groups: Any, *, threshold: float 
         m_hat = float(p[idx].mean()) if idx.size else math.nan
         recall[name] = Estimate(r_hat, *_interval(r_reps, ci), int(idx.size))
         mean_prob[name] = Estimate(m_hat, *_interval(m_reps, ci), int(idx.size))
-    _warn_empty(empty, "recall and mean probability")
+    _warn_empty(empty, "recall and mean probability are")
 
     unknown = np.flatnonzero(is_face & (g < 0))
     correct_reps += resample(unknown)[2]
@@ -378,7 +378,7 @@ def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01) ->
         recall[name] = float((s >= threshold).mean()) if s.size else math.nan
         if not s.size:
             empty.append(name)
-    _warn_empty(empty, "recall at the matched FPR")
+    _warn_empty(empty, "recall at the matched FPR is")
     gap, ld, _, _ = (float(x[0]) for x in _spread(np.array([[recall[c]] for c in GROUPS])))
     return RecallAtFPR(float(fpr), threshold, achieved, recall, n, gap, ld)
 
@@ -402,7 +402,7 @@ def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
         below = np.searchsorted(neg, s, side="left")
         ties = np.searchsorted(neg, s, side="right") - below
         auc[name] = float((below + 0.5 * ties).mean() / neg.size)
-    _warn_empty(empty, "AUC")
+    _warn_empty(empty, "AUC is")
     return auc
 
 
