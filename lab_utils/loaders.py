@@ -1,0 +1,281 @@
+"""Opt-in loaders for real face data: the reference lab's training file, PPB-style folders, CSV tables.
+
+Nothing on the labs' default path calls these; the labs run offline on generated data. They exist so a
+student with the real files can rerun the same analysis, and every one returns the same ``FaceDataset``
+(64x64 RGB uint8) as the generator.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lab_utils import GROUPS, h5io
+from lab_utils.data import IMAGE_SHAPE, FaceDataset
+
+REFERENCE_TRAIN_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
+"""Where MIT 6.S191 Lab 2 publishes ``train_face.h5`` (CelebA faces + ImageNet non-faces, BGR)."""
+
+IMAGE_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".sr", ".ras",
+})
+"""Files the folder loader treats as images; anything else (README, CSV, .DS_Store) is skipped."""
+
+URL_SCHEMES = ("http", "https", "ftp", "file")
+GROUP_DERIVED = ("group", "darker", "male")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def load_reference_training_file(
+    path_or_url: str | os.PathLike | None = None,
+    *,
+    cache_dir: str | os.PathLike = "data",
+    sha256: str | None = None,
+) -> FaceDataset:
+    """The reference lab's training set, from a local file or a URL (downloaded once into ``cache_dir``).
+
+    A download only takes the final name after it has passed the optional SHA-256 check and loaded as a
+    valid file, so an interrupted or wrong download can never be mistaken for the real file later.
+    """
+    if sha256 is not None and not _SHA256.fullmatch(sha256):
+        raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}.")
+    if path_or_url is None:
+        raise FileNotFoundError(
+            "No reference training file given. Download train_face.h5 from "
+            f"{REFERENCE_TRAIN_URL} and pass its path, or pass that URL to download it into "
+            f"{cache_dir!s}/, e.g. load_reference_training_file(loaders.REFERENCE_TRAIN_URL)."
+        )
+    source = str(path_or_url)
+    if urlsplit(source).scheme.lower() in URL_SCHEMES:
+        return _download_reference_file(source, Path(cache_dir), sha256)
+
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such file. Download train_face.h5 from {REFERENCE_TRAIN_URL} and pass its path, "
+            "or pass the URL itself to download it."
+        )
+    if sha256 is not None and (actual := _file_sha256(path)) != sha256.lower():
+        raise ValueError(
+            f"{path}: SHA-256 {actual} does not match the expected {sha256.lower()}; the file is "
+            "incomplete or a different version. Delete it and download it again."
+        )
+    return h5io.load_dataset(path, name="reference_train")
+
+
+def load_ppb_folders(root: str | os.PathLike, *, size: int = 64) -> FaceDataset:
+    """Faces sorted into ``root/LF``, ``root/LM``, ``root/DF``, ``root/DM`` (the Pilot Parliaments
+    Benchmark's groups), for evaluating on real faces. Missing group folders are allowed, not all of them.
+    """
+    _check_size(size)
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{root}: no such folder. Expected {root}/{{{','.join(GROUPS)}}}/<images>, one folder per group."
+        )
+    files: list[Path] = []
+    codes: list[int] = []
+    found = [code for code in GROUPS if (root / code).is_dir()]
+    if not found:
+        raise ValueError(
+            f"{root}: none of the group folders {GROUPS} exist (found {sorted(p.name for p in root.iterdir())}). "
+            "Sort the images into one sub-folder per group, named exactly LF, LM, DF and DM."
+        )
+    for code in found:
+        images = sorted(p for p in (root / code).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files += images
+        codes += [GROUPS.index(code)] * len(images)
+    if not files:
+        raise ValueError(f"{root}: the group folders {found} hold no images (looked for {sorted(IMAGE_SUFFIXES)}).")
+    group = np.array(codes, dtype=np.int8)
+    return FaceDataset(_read_images(files, size, desc="PPB images"), np.ones(len(files), np.float32),
+                       _group_attributes(group), name=root.name or "ppb")
+
+
+def load_image_table(
+    csv_path: str | os.PathLike,
+    *,
+    image_column: str = "image",
+    image_root: str | os.PathLike | None = None,
+    group_column: str | None = None,
+    group_map: dict[str, str] | None = None,
+    label_column: str | None = None,
+    attribute_columns: list[str] | None = None,
+    size: int = 64,
+) -> FaceDataset:
+    """Any labelled image folder described by a CSV (UTKFace, FairFace or PPB metadata converted to one).
+
+    Image paths are relative to ``image_root`` (default: the CSV's folder). ``group_column`` values must be
+    in ``GROUPS`` after ``group_map`` (e.g. ``{"darker_female": "DF"}``); blank means unknown (-1), and the
+    ``group``, ``darker`` and ``male`` attributes follow from it. ``label_column`` holds 1 (face) / 0; by
+    default every row is a face. ``attribute_columns`` (default: all other columns) are kept as float32
+    when every non-blank value is a number (blank -> NaN), otherwise as strings.
+    """
+    _check_size(size)
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path}: no such CSV file.")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"{csv_path}: no data rows (a header line and at least one image row are needed).")
+
+    def need(column: str, role: str) -> None:
+        if column not in columns:
+            raise ValueError(f"{csv_path}: no column {column!r} ({role}); available columns: {columns}.")
+
+    need(image_column, "image_column")
+    for column, role in ((group_column, "group_column"), (label_column, "label_column")):
+        if column is not None:
+            need(column, role)
+    used = {image_column, group_column, label_column}
+    if attribute_columns is None:
+        attribute_columns = [c for c in columns if c not in used]
+    for column in attribute_columns:
+        need(column, "attribute_columns")
+        if column in GROUP_DERIVED:
+            raise ValueError(
+                f"{csv_path}: column {column!r} clashes with the {GROUP_DERIVED} attributes derived from the "
+                f"group; pass group_column={column!r} if it holds groups, or leave it out of attribute_columns."
+            )
+
+    root = Path(image_root) if image_root is not None else csv_path.parent
+    files = [Path(row[image_column]) if Path(row[image_column]).is_absolute() else root / row[image_column]
+             for row in rows]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{csv_path}: {len(missing)} of {len(files)} images not found, e.g. {missing[:3]}. Image paths are "
+            f"read relative to {root}; pass image_root= if they live elsewhere."
+        )
+
+    attributes = {c: _column_array([row[c] for row in rows]) for c in attribute_columns}
+    if group_column is not None:
+        attributes |= _group_attributes(_group_codes([row[group_column] for row in rows], group_map, csv_path))
+    labels = (np.ones(len(rows), np.float32) if label_column is None
+              else _labels([row[label_column] for row in rows], label_column, csv_path))
+    images = _read_images(files, size, desc=f"{csv_path.name} images")
+    return FaceDataset(images, labels, attributes, name=csv_path.stem)
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """One image as ``size`` x ``size`` RGB uint8: centre crop to a square (no distortion), area resize."""
+    try:
+        import cv2
+    except ImportError as err:
+        raise ImportError("Reading image files needs OpenCV: pip install opencv-python-headless") from err
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such image file.")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(
+            f"{path}: OpenCV cannot read this image (corrupt or an unsupported format); fix or remove it."
+        )
+    height, width = bgr.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = bgr[top:top + side, left:left + side]
+    if side != size:
+        square = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+
+
+def _read_images(files: list[Path], size: int, desc: str) -> np.ndarray:
+    images = np.empty((len(files), size, size, 3), np.uint8)
+    for i, path in enumerate(tqdm(files, desc=desc, leave=False)):
+        images[i] = _read_image(path, size)
+    return images
+
+
+def _check_size(size: int) -> None:
+    if size != IMAGE_SHAPE[0]:
+        raise ValueError(f"size must be {IMAGE_SHAPE[0]}: FaceDataset and the lab models use 64x64 images; got {size}.")
+
+
+def _group_attributes(group: np.ndarray) -> dict[str, np.ndarray]:
+    """``group`` codes plus the two axes the labs report on; -1 where the group is unknown."""
+    known = group >= 0
+    darker = np.where(known, np.isin(group, [GROUPS.index("DF"), GROUPS.index("DM")]), -1).astype(np.int8)
+    male = np.where(known, np.isin(group, [GROUPS.index("LM"), GROUPS.index("DM")]), -1).astype(np.int8)
+    return {"group": group.astype(np.int8), "darker": darker, "male": male}
+
+
+def _group_codes(values: list[str], group_map: dict[str, str] | None, csv_path: Path) -> np.ndarray:
+    mapped = [(group_map or {}).get(v.strip(), v.strip()) for v in values]
+    unknown = sorted({v for v in mapped if v and v not in GROUPS})
+    if unknown:
+        raise ValueError(
+            f"{csv_path}: unknown group values {unknown[:10]}; expected one of {GROUPS} (or blank for unknown). "
+            "Pass group_map={'your value': 'DF', ...} to translate them."
+        )
+    return np.array([GROUPS.index(v) if v else -1 for v in mapped], dtype=np.int8)
+
+
+def _labels(values: list[str], column: str, csv_path: Path) -> np.ndarray:
+    try:
+        labels = np.array([float(v) for v in values], dtype=np.float32)
+    except ValueError:
+        labels = np.full(len(values), np.nan, np.float32)
+    bad = ~np.isin(labels, (0.0, 1.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{csv_path}: column {column!r} must hold 1 (face) or 0 (non-face); data row {row + 1} has "
+            f"{values[row]!r}."
+        )
+    return labels
+
+
+def _column_array(values: list[str]) -> np.ndarray:
+    stripped = [v.strip() for v in values]
+    try:
+        return np.array([float(v) if v else np.nan for v in stripped], dtype=np.float32)
+    except ValueError:
+        return np.array(stripped, dtype=str)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_reference_file(url: str, cache_dir: Path, sha256: str | None) -> FaceDataset:
+    fname = Path(urlsplit(url).path).name or "train_face.h5"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(cache_dir, os.W_OK):
+        raise ValueError(f"cache_dir {cache_dir} is not writable; pass cache_dir= a folder you can write to.")
+    target = cache_dir / fname
+    if target.is_file() and (sha256 is None or _file_sha256(target) == sha256.lower()):
+        return h5io.load_dataset(target, name="reference_train")
+
+    from keras.utils import get_file  # lazy: TensorFlow/Keras is only needed when downloading
+
+    partial = cache_dir / f".{fname}.part"
+    try:
+        get_file(partial.name, url, file_hash=sha256, hash_algorithm="sha256", cache_dir=str(cache_dir),
+                 cache_subdir=".", force_download=True)
+        dataset = h5io.load_dataset(partial, name="reference_train")
+    except ValueError as err:
+        partial.unlink(missing_ok=True)
+        raise ValueError(
+            f"The file downloaded from {url} is not a valid training file and was deleted: {err} "
+            "Check the URL (Dropbox links need ?dl=1) and the sha256, then try again."
+        ) from err
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+    return dataset
