@@ -228,8 +228,8 @@ def check_predictions(probs: Any, labels: Any, groups: Any) -> tuple[np.ndarray,
 
 
 def _check_unit_interval(name: str, value: float, *, open_: bool) -> None:
-    ok = 0.0 < value < 1.0 if open_ else 0.0 <= value <= 1.0
-    if not (isinstance(value, (int, float, np.floating)) and ok):
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and (0.0 < value < 1.0 if open_ else 0.0 <= value <= 1.0)):
         bounds = "(0, 1)" if open_ else "[0, 1]"
         raise ValueError(f"{name} must be a number in {bounds}, got {value!r}.")
 
