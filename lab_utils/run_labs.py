@@ -59,10 +59,9 @@ def execute_notebook(path: Path, out_path: Path, *, cell_timeout: int | None = N
                 try:
                     client.execute_cell(cell, index)
                 except CellExecutionError as err:
-                    first_line = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
                     raise NotebookFailed(
                         f"{path.name}: code cell {n + 1} of {len(code_cells)} (notebook cell {index}) failed: "
-                        f"{first_line}\nSee the executed copy {out_path} for the full traceback."
+                        f"{err.ename}: {err.evalue}\nSee the executed copy {out_path} for the full traceback."
                     ) from None
     finally:
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,43 @@
+"""The main-job runner: finds the notebooks in order and names the cell that failed."""
+
+import nbformat
+import pytest
+
+from lab_utils import run_labs
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_find_notebooks_orders_and_filters(tmp_path):
+    for name in ("02_b.ipynb", "01_a.ipynb", "notes.ipynb", "10_c.ipynb"):
+        _notebook(tmp_path / name, "1")
+    assert [p.name for p in run_labs.find_notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    assert [p.name for p in run_labs.find_notebooks(tmp_path, [2])] == ["02_b.ipynb"]
+
+
+def test_find_notebooks_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No labs folder"):
+        run_labs.find_notebooks(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="No notebooks"):
+        run_labs.find_notebooks(tmp_path)
+
+
+def test_execute_notebook_writes_copy_and_names_failing_cell(tmp_path):
+    ok = _notebook(tmp_path / "01_ok.ipynb", "x = 21", "print(x * 2)")
+    out = tmp_path / "out" / "01_ok.ipynb"
+    run_labs.execute_notebook(ok, out)
+    executed = nbformat.read(out, as_version=4)
+    assert executed.cells[1].outputs[0]["text"].strip() == "42"
+
+    bad = _notebook(tmp_path / "02_bad.ipynb", "x = 1", "raise ValueError('boom')", "print('never')")
+    out_bad = tmp_path / "out" / "02_bad.ipynb"
+    with pytest.raises(run_labs.NotebookFailed, match=r"02_bad.ipynb: code cell 2 of 3.*ValueError: boom"):
+        run_labs.execute_notebook(bad, out_bad)
+    assert out_bad.exists()  # the partial copy with the traceback is kept for the user
+    assert not list((tmp_path / "out").glob("*.tmp"))
