@@ -1,8 +1,8 @@
 """Charts for the labs' fairness results (image grids live in ``lab_utils.galleries``).
 
-Every function builds a ``matplotlib.figure.Figure`` directly instead of going through pyplot, so library
-code never touches global figure state or calls ``show``: notebooks display the returned figure, scripts
-pass it to ``save_figure``. Colours are the Okabe-Ito palette, distinguishable with colour-vision deficiency.
+Every function returns a pyplot-managed ``Figure`` and never calls ``show``: a notebook displays it with
+``plt.show()`` (or as a cell's value), a script passes it to ``save_figure`` and may ``plt.close`` it.
+Colours are the Okabe-Ito palette, distinguishable with colour-vision deficiency.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -47,7 +48,7 @@ def _named_results(results: Results) -> list[tuple[str, DetectorEvaluation]]:
 
 def _grouped_bars(results: Results, field: str, ylabel: str, title: str, fpr_in_legend: bool) -> Figure:
     named = _named_results(results)
-    fig = Figure(figsize=(5 + len(named), 4), layout="constrained")
+    fig = plt.figure(figsize=(5 + len(named), 4), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(GROUPS))
     width = 0.8 / len(named)
@@ -93,7 +94,7 @@ def plot_score_distributions(probs: Any, labels: Any, groups: Any, *, threshold:
     if not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}.")
     edges = np.linspace(0.0, 1.0, bins + 1)
-    fig = Figure(figsize=(7, 4), layout="constrained")
+    fig = plt.figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
     nonface = p[~is_face]
     if nonface.size:
@@ -130,7 +131,7 @@ def plot_tradeoff(points: Sequence[Mapping[str, Any]]) -> Figure:
     def column(key: str) -> np.ndarray:
         return 100 * np.array([float(pt.get(key) if pt.get(key) is not None else np.nan) for pt in points])
 
-    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    fig = plt.figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.add_subplot()
     gap, acc = column("gap"), column("accuracy")
     xerr, yerr = column("gap_err"), column("accuracy_err")
@@ -156,7 +157,7 @@ def plot_history(history: Mapping[str, Sequence[float]] | Any, keys: Sequence[st
     unknown = [k for k in keys if k not in h]
     if unknown:
         raise ValueError(f"Keys {unknown} are not in the history; available: {sorted(h)}.")
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = plt.figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     base_keys = list(dict.fromkeys(k.removeprefix("val_") for k in keys))
     for k in keys:
@@ -192,7 +193,7 @@ def plot_resampling(log: Mapping[str, Any]) -> Figure:
     if not len(epochs) == len(shares) == len(ess) or (base.ndim and len(base) != len(epochs)):
         raise ValueError(f"epochs, shares, ess (and a per-epoch base_rate) must have equal lengths; got "
                          f"{len(epochs)}, {len(shares)}, {len(ess)}, base_rate shape {base.shape}.")
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = plt.figure(figsize=(10, 3.8), layout="constrained")
     ax_share, ax_ess = fig.subplots(1, 2)
     ax_share.plot(epochs, 100 * shares, marker="o", color=OKABE_ITO[3], label="darker share of drawn faces")
     if base.ndim:

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import StepPatch  # noqa: E402
@@ -27,6 +28,12 @@ def predictions(seed: int = 0, n: int = 30) -> tuple[np.ndarray, np.ndarray, np.
     groups = np.r_[np.repeat(np.arange(4), n), np.full(2 * n, -1)].astype(np.int8)
     labels = (groups >= 0).astype(float)
     return np.where(labels == 1, rng.beta(4, 2, len(groups)), rng.beta(1, 5, len(groups))), labels, groups
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="module")
