@@ -86,22 +86,27 @@ def load_dataset(
     override = None if channel_order is None else _check_channel_order(channel_order)
     with _open(path) as f:
         try:
-            images_dset = _required(f, "images", path)
-            images = images_dset[()]
-            labels = _required(f, "labels", path)[()]
+            # Shapes and dtypes are checked before reading, so a wrong file fails fast however big it is.
+            images_dset = _check_images(_required(f, "images", path), path)
+            labels_dset = _check_labels(_required(f, "labels", path), images_dset.shape[0], path)
+            images, labels = images_dset[()], labels_dset[()].reshape(-1).astype(np.float32)
             stored_order = images_dset.attrs.get(CHANNEL_ATTR, REFERENCE_CHANNEL_ORDER)
             attributes = {}
             if ATTRIBUTES_GROUP in f:
                 for key, dset in f[ATTRIBUTES_GROUP].items():
-                    attributes[key] = dset.asstr()[()] if h5py.check_string_dtype(dset.dtype) else dset[()]
+                    attributes[key] = (np.asarray(dset.asstr()[()], dtype=str) if h5py.check_string_dtype(dset.dtype)
+                                       else dset[()])
         except OSError as err:
             raise ValueError(f"{path}: the file is truncated or corrupt ({err}). {_REGENERATE}") from err
 
+    if not np.isin(labels, (0.0, 1.0)).all():
+        bad = np.unique(labels[~np.isin(labels, (0.0, 1.0))])[:5]
+        raise ValueError(f"{path}: dataset 'labels' has values {bad.tolist()}; expected only 0 and 1.")
     order = override or _check_channel_order(_as_str(stored_order), source=f"{path}: images.attrs")
-    images = _check_images(images, path)
-    labels = _check_labels(labels, len(images), path)
-    if order == "BGR":
-        images = np.ascontiguousarray(images[..., ::-1])
+    if order == "BGR":  # swap in place: the reference file is large, a flipped copy would double the peak
+        blue = images[..., 0].copy()
+        images[..., 0] = images[..., 2]
+        images[..., 2] = blue
     return FaceDataset(images, labels, attributes, name=name or path.stem)
 
 
@@ -113,9 +118,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if raw is None:
         return {}
     try:
-        return json.loads(_as_str(raw))
+        metadata = json.loads(_as_str(raw))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: the '{METADATA_ATTR}' attribute is not valid JSON ({err}). {_REGENERATE}") from err
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: the '{METADATA_ATTR}' attribute holds {type(metadata).__name__}, not a JSON object.")
+    return metadata
 
 
 def _check_channel_order(order: Any, source: str = "channel_order") -> str:
@@ -175,7 +183,7 @@ def _required(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
     return f[key]
 
 
-def _check_images(images: np.ndarray, path: Path) -> np.ndarray:
+def _check_images(images: h5py.Dataset, path: Path) -> h5py.Dataset:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
         raise ValueError(
             f"{path}: dataset 'images' is {images.dtype} with shape {images.shape}; expected a "
@@ -184,17 +192,12 @@ def _check_images(images: np.ndarray, path: Path) -> np.ndarray:
     return images
 
 
-def _check_labels(labels: np.ndarray, n_images: int, path: Path) -> np.ndarray:
-    shape_ok = labels.shape in ((n_images,), (n_images, 1))
-    if labels.dtype.kind not in "biuf" or not shape_ok:
+def _check_labels(labels: h5py.Dataset, n_images: int, path: Path) -> h5py.Dataset:
+    if labels.dtype.kind not in "biuf" or labels.shape not in ((n_images,), (n_images, 1)):
         raise ValueError(
             f"{path}: dataset 'labels' is {labels.dtype} with shape {labels.shape}; expected a "
             f"{_EXPECTED['labels']} where N = {n_images} images. {_REGENERATE}"
         )
-    labels = labels.reshape(-1).astype(np.float32)
-    if not np.isin(labels, (0.0, 1.0)).all():
-        bad = np.unique(labels[~np.isin(labels, (0.0, 1.0))])[:5]
-        raise ValueError(f"{path}: dataset 'labels' has values {bad.tolist()}; expected only 0 and 1.")
     return labels
 
 

@@ -8,6 +8,8 @@ keeps let a lab show *who* was actually sampled, which is the effect the method 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import keras
 import numpy as np
 
@@ -26,9 +28,9 @@ class FaceBatchSampler:
         face_probs: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not _is_positive_int(batch_size):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-        if not (isinstance(face_fraction, (int, float, np.floating)) and 0.0 <= face_fraction <= 1.0):
+        if not (isinstance(face_fraction, Real) and 0.0 <= face_fraction <= 1.0):
             raise ValueError(
                 f"face_fraction must be a number in [0, 1] (share of faces per batch), got {face_fraction!r}."
             )
@@ -133,8 +135,7 @@ class _SamplerDataset(keras.utils.PyDataset):
 
     def __init__(self, sampler: FaceBatchSampler, steps_per_epoch: int) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, (int, np.integer)) \
-                or steps_per_epoch < 1:
+        if not _is_positive_int(steps_per_epoch):
             raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}.")
         self.sampler = sampler
         self.steps_per_epoch = int(steps_per_epoch)
@@ -147,3 +148,7 @@ class _SamplerDataset(keras.utils.PyDataset):
         if not 0 <= index < self.steps_per_epoch:
             raise IndexError(f"batch index {index} out of range for {self.steps_per_epoch} steps per epoch.")
         return self.sampler.sample()
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1

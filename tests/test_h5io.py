@@ -44,7 +44,8 @@ def test_round_trip_keeps_everything(tmp_path, compression):
     np.testing.assert_array_equal(loaded.attributes["group"], ds.attributes["group"])
     assert loaded.attributes["group"].dtype == np.int8
     np.testing.assert_array_equal(loaded.attributes["skin_tone"], ds.attributes["skin_tone"])  # NaNs equal
-    assert list(loaded.attributes["source"]) == list(ds.attributes["source"])
+    np.testing.assert_array_equal(loaded.attributes["source"], ds.attributes["source"])
+    assert loaded.attributes["source"].dtype.kind == "U"
     assert loaded.name == "faces"
     assert h5io.read_metadata(path) == {"seed": 3, "profile": "smoke"}
     with h5py.File(path) as f:
@@ -61,10 +62,15 @@ def test_no_temp_files_left_and_overwrite_works(tmp_path):
     np.testing.assert_array_equal(h5io.load_dataset(path).images, second.images)
 
 
-def test_metadata_absent_reads_as_empty_dict(tmp_path):
+def test_metadata_absent_reads_as_empty_dict_and_bad_metadata_is_named(tmp_path):
     path = tmp_path / "faces.h5"
     h5io.save_dataset(make_dataset(), path)
     assert h5io.read_metadata(path) == {}
+    for raw, message in (("{not json", "not valid JSON"), ("[1, 2]", "holds list")):
+        with h5py.File(path, "a") as f:
+            f.attrs["metadata"] = raw
+        with pytest.raises(ValueError, match=message):
+            h5io.read_metadata(path)
 
 
 def test_reference_file_without_attribute_is_read_as_bgr(tmp_path):
