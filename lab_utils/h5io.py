@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,8 @@ def save_dataset(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # A unique name that h5py creates itself, so the file gets the usual permissions (mkstemp's are 0600).
+    tmp_name = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with h5py.File(tmp_name, "w") as f:
             chunks = (min(len(ds), 256), *IMAGE_SHAPE) if compression and len(ds) else None
