@@ -4,7 +4,7 @@ Every function returns one value per sample, shape ``(B,)``, and reduces over th
 DB-VAE multiplies the VAE term by the face indicator per sample, and that only works when no term has
 been averaged or broadcast yet. The reference lab fed ``(B, 1)`` labels against a ``(B,)`` VAE loss, which
 broadcast to ``B x B`` and leaked the VAE loss onto non-faces; the shape checks here make that an error
-(or, for a trailing singleton axis, a harmless reshape).
+(or, for a trailing singleton axis or a label of unknown rank, an explicit reshape to ``(B,)``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,18 @@ def _tensor(value: Any) -> Any:
     return ops.cast(ops.convert_to_tensor(value), "float32")
 
 
+def _shape(t: Any) -> tuple | None:
+    """Static shape, or None when even the rank is unknown (Keras relaxes shapes when it retraces)."""
+    try:
+        return tuple(t.shape)
+    except ValueError:
+        return None
+
+
 def _check_batch(names: tuple[str, ...], tensors: tuple[Any, ...]) -> None:
     """Raise if statically known batch sizes disagree (symbolic ``None`` sizes are checked at run time)."""
-    sizes = {name: t.shape[0] for name, t in zip(names, tensors) if t.shape and t.shape[0] is not None}
+    shapes = {name: _shape(t) for name, t in zip(names, tensors)}
+    sizes = {name: shape[0] for name, shape in shapes.items() if shape and shape[0] is not None}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"Batch sizes differ: {sizes}. Pass tensors for the same batch of samples.")
 
@@ -31,8 +40,8 @@ def _check_batch(names: tuple[str, ...], tensors: tuple[Any, ...]) -> None:
 def _as_vector(name: str, value: Any) -> Any:
     """``(B,)`` or ``(B, 1)`` -> ``(B,)``; anything else is an error rather than a silent broadcast."""
     t = _tensor(value)
-    shape = tuple(t.shape)
-    if len(shape) == 2 and shape[1] == 1:
+    shape = _shape(t)
+    if shape is None or (len(shape) == 2 and shape[1] == 1):
         return ops.reshape(t, (-1,))
     if len(shape) != 1:
         raise ValueError(
@@ -43,7 +52,9 @@ def _as_vector(name: str, value: Any) -> Any:
 
 
 def _check_same_shape(a_name: str, a: Any, b_name: str, b: Any, min_rank: int) -> None:
-    sa, sb = tuple(a.shape), tuple(b.shape)
+    sa, sb = _shape(a), _shape(b)
+    if sa is None or sb is None:
+        return
     if len(sa) < min_rank or len(sa) != len(sb):
         raise ValueError(
             f"'{a_name}' {sa} and '{b_name}' {sb} must have the same rank (at least {min_rank}, batch first)."
@@ -56,7 +67,7 @@ def kl_divergence(mu: Any, logvar: Any) -> Any:
     """KL(N(mu, exp(logvar)) || N(0, I)) per sample, shape (B,): the closed form, summed over latent dims."""
     mu, logvar = _tensor(mu), _tensor(logvar)
     _check_same_shape("mu", mu, "logvar", logvar, min_rank=2)
-    if len(mu.shape) != 2:
+    if _shape(mu) is not None and len(mu.shape) != 2:
         raise ValueError(f"'mu' and 'logvar' must be (B, latent_dim), got {tuple(mu.shape)}.")
     return 0.5 * ops.sum(ops.exp(logvar) + ops.square(mu) - 1.0 - logvar, axis=-1)
 
@@ -110,6 +121,6 @@ def dbvae_loss(
     vae = y * (recon + kl_weight * kl)
     total = classification + vae
     for name, term in (("total", total), ("classification", classification), ("vae", vae)):
-        if len(term.shape) != 1:
+        if _shape(term) is not None and len(term.shape) != 1:
             raise ValueError(f"DB-VAE loss term {name!r} has shape {tuple(term.shape)}, expected (B,).")
     return {"total": total, "classification": classification, "vae": vae, "reconstruction": recon, "kl": kl}

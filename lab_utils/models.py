@@ -106,13 +106,10 @@ def _apply_gradients(model: keras.Model, tape: tf.GradientTape, loss: Any) -> No
     model.optimizer.apply(grads, model.trainable_weights)
 
 
-@keras.saving.register_keras_serializable(package="lab_utils")
-class VAE(keras.Model):
-    """Faces-only VAE: loss = reconstruction + ``kl_weight`` * KL. ``call`` returns reconstructions.
+class _LatentModel(keras.Model):
+    """What the VAE and DB-VAE share: encoder (``n_extra`` leading logits), decoder, Sampling, config."""
 
-    Labels in the data are ignored (train it on faces only). At inference the latent mean is decoded,
-    so reconstructions are deterministic.
-    """
+    n_extra = 0
 
     def __init__(self, latent_dim: int = 32, kl_weight: float = LAB_KL_WEIGHT, recon: str = "l1",
                  seed: int | None = None, **kwargs: Any) -> None:
@@ -122,31 +119,62 @@ class VAE(keras.Model):
         self.kl_weight = float(kl_weight)
         self.recon = recon
         self.seed = seed
-        self.encoder = build_encoder(self.latent_dim)
+        self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra)
         self.decoder = build_decoder(self.latent_dim)
         self.sampling = Sampling(seed, name="sampling")
+
+    def build(self, input_shape: Any = None) -> None:
+        # All weights exist once the functional encoder/decoder do, so subclasses build at the end of
+        # __init__ (a custom train_step never calls the model, and saving an "unbuilt" model would warn).
+        self.sampling.build(None)
+        self.built = True
+
+    def _split(self, out: Any) -> tuple[Any, Any, Any]:
+        """Encoder output -> (extra logits, means, log-variances)."""
+        n, k = self.n_extra, self.latent_dim
+        return out[:, :n], out[:, n: n + k], out[:, n + k:]
+
+    def encode(self, x: Any, training: bool = False) -> tuple[Any, Any]:
+        """Latent means and log-variances, each (B, latent_dim): what the resampler reads."""
+        _, mu, logvar = self._split(self.encoder(x, training=training))
+        return mu, logvar
+
+    def _latent(self, mu: Any, logvar: Any, training: bool) -> Any:
+        """A sample while training; the mean at inference, so predictions and evaluation are deterministic."""
+        return self.sampling((mu, logvar)) if training else mu
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight,
+                "recon": self.recon, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="lab_utils")
+class VAE(_LatentModel):
+    """Faces-only VAE: loss = reconstruction + ``kl_weight`` * KL. ``call`` returns reconstructions.
+
+    Labels in the data are ignored (train it on faces only).
+    """
+
+    def __init__(self, latent_dim: int = 32, kl_weight: float = LAB_KL_WEIGHT, recon: str = "l1",
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, **kwargs)
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.recon_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.build(None)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return [self.total_loss_tracker, self.recon_loss_tracker, self.kl_loss_tracker]
 
-    def encode(self, x: Any, training: bool = False) -> tuple[Any, Any]:
-        """Latent means and log-variances, each (B, latent_dim)."""
-        out = self.encoder(x, training=training)
-        return out[:, : self.latent_dim], out[:, self.latent_dim:]
-
     def call(self, x: Any, training: bool = False) -> Any:
         mu, logvar = self.encode(x, training=training)
-        z = self.sampling((mu, logvar)) if training else mu
-        return self.decoder(z, training=training)
+        return self.decoder(self._latent(mu, logvar, training), training=training)
 
     def _loss_terms(self, x: Any, training: bool) -> dict[str, Any]:
         mu, logvar = self.encode(x, training=training)
-        z = self.sampling((mu, logvar)) if training else mu
-        recon = reconstruction_loss(x, self.decoder(z, training=training), self.recon)
+        x_hat = self.decoder(self._latent(mu, logvar, training), training=training)
+        recon = reconstruction_loss(x, x_hat, self.recon)
         kl = kl_divergence(mu, logvar)
         return {"total": recon + self.kl_weight * kl, "reconstruction": recon, "kl": kl}
 
@@ -168,13 +196,9 @@ class VAE(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self._update_metrics(self._loss_terms(x, training=False))
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight,
-                "recon": self.recon, "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="lab_utils")
-class DBVAE(keras.Model):
+class DBVAE(_LatentModel):
     """Debiasing VAE (Amini et al., AIES 2019): a face classifier whose encoder is also a VAE on faces.
 
     Encoder outputs are ``[face logit, k means, k log-variances]``. Per sample, loss =
@@ -182,36 +206,22 @@ class DBVAE(keras.Model):
     non-faces train only the classifier. ``call`` returns the face logit, shape (B, 1) like the CNN's.
     """
 
+    n_extra = 1
+
     def __init__(self, latent_dim: int = 32, kl_weight: float = LAB_KL_WEIGHT, recon: str = "l1",
                  seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        _check_loss_options(kl_weight, recon)
-        self.latent_dim = _check_latent_dim(latent_dim)
-        self.kl_weight = float(kl_weight)
-        self.recon = recon
-        self.seed = seed
-        self.encoder = build_encoder(self.latent_dim, n_extra=1)
-        self.decoder = build_decoder(self.latent_dim)
-        self.sampling = Sampling(seed, name="sampling")
+        super().__init__(latent_dim, kl_weight, recon, seed, **kwargs)
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.classification_loss_tracker = keras.metrics.Mean(name="classification_loss")
         self.recon_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy")
+        self.build(None)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return [self.total_loss_tracker, self.classification_loss_tracker, self.recon_loss_tracker,
                 self.kl_loss_tracker, self.accuracy_tracker]
-
-    def _split(self, out: Any) -> tuple[Any, Any, Any]:
-        k = self.latent_dim
-        return out[:, :1], out[:, 1: 1 + k], out[:, 1 + k:]
-
-    def encode(self, x: Any, training: bool = False) -> tuple[Any, Any]:
-        """Latent means and log-variances, each (B, latent_dim): what the resampler reads."""
-        _, mu, logvar = self._split(self.encoder(x, training=training))
-        return mu, logvar
 
     def call(self, x: Any, training: bool = False) -> Any:
         logit, _, _ = self._split(self.encoder(x, training=training))
@@ -225,9 +235,8 @@ class DBVAE(keras.Model):
         if y is None:
             raise ValueError("DBVAE needs face labels: fit/evaluate it on (x, y) with y = 1 for faces, 0 otherwise.")
         logit, mu, logvar = self._split(self.encoder(x, training=training))
-        z = self.sampling((mu, logvar)) if training else mu
-        terms = dbvae_loss(x, self.decoder(z, training=training), y, logit, mu, logvar, self.kl_weight,
-                           self.recon)
+        x_hat = self.decoder(self._latent(mu, logvar, training), training=training)
+        terms = dbvae_loss(x, x_hat, y, logit, mu, logvar, self.kl_weight, self.recon)
         terms["logit"] = ops.reshape(logit, (-1,))
         return terms
 
@@ -252,10 +261,6 @@ class DBVAE(keras.Model):
     def test_step(self, data: Any) -> dict[str, Any]:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self._update_metrics(self._loss_terms(x, y, training=False), y)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight,
-                "recon": self.recon, "seed": self.seed}
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

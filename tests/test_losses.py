@@ -1,0 +1,101 @@
+"""Per-sample losses: each equals a NumPy reference of its formula, every term is (B,), shapes are validated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from keras import ops
+
+from lab_utils.losses import classification_loss, dbvae_loss, kl_divergence, reconstruction_loss, vae_loss
+
+B, K = 6, 3
+
+
+@pytest.fixture
+def batch() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "x": rng.uniform(size=(B, 8, 8, 3)).astype(np.float32),
+        "x_hat": rng.uniform(size=(B, 8, 8, 3)).astype(np.float32),
+        "mu": rng.normal(size=(B, K)).astype(np.float32),
+        "logvar": rng.normal(scale=0.5, size=(B, K)).astype(np.float32),
+        "y": np.array([1, 0, 1, 1, 0, 0], np.float32),
+        "logit": rng.normal(scale=3.0, size=B).astype(np.float32),
+    }
+
+
+def np_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    return 0.5 * np.sum(np.exp(logvar) + mu**2 - 1.0 - logvar, axis=1)
+
+
+def np_recon(x: np.ndarray, x_hat: np.ndarray, kind: str) -> np.ndarray:
+    d = (x - x_hat).reshape(len(x), -1)
+    return np.mean(np.abs(d) if kind == "l1" else d**2, axis=1)
+
+
+def np_xent(y: np.ndarray, logit: np.ndarray) -> np.ndarray:
+    p = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_kl_matches_formula_and_is_zero_at_standard_normal(batch):
+    got = ops.convert_to_numpy(kl_divergence(batch["mu"], batch["logvar"]))
+    assert got.shape == (B,)
+    np.testing.assert_allclose(got, np_kl(batch["mu"], batch["logvar"]), rtol=1e-5)
+    zero = ops.convert_to_numpy(kl_divergence(np.zeros((B, K)), np.zeros((B, K))))
+    np.testing.assert_array_equal(zero, np.zeros(B))
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_reconstruction_matches_formula(batch, kind):
+    got = ops.convert_to_numpy(reconstruction_loss(batch["x"], batch["x_hat"], kind))
+    assert got.shape == (B,)
+    np.testing.assert_allclose(got, np_recon(batch["x"], batch["x_hat"], kind), rtol=1e-5)
+
+
+def test_vae_loss_matches_formula(batch):
+    got = ops.convert_to_numpy(vae_loss(batch["x"], batch["x_hat"], batch["mu"], batch["logvar"], 0.1, "l2"))
+    want = np_recon(batch["x"], batch["x_hat"], "l2") + 0.1 * np_kl(batch["mu"], batch["logvar"])
+    assert got.shape == (B,)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_classification_matches_formula_and_flattens_column_inputs(batch):
+    want = np_xent(batch["y"], batch["logit"])
+    for y, logit in [(batch["y"], batch["logit"]), (batch["y"][:, None], batch["logit"]),
+                     (batch["y"], batch["logit"][:, None]), (batch["y"][:, None], batch["logit"][:, None])]:
+        got = ops.convert_to_numpy(classification_loss(y, logit))
+        assert got.shape == (B,)
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("label_shape", [(B,), (B, 1)])
+def test_dbvae_terms_are_per_sample_and_mask_non_faces(batch, label_shape):
+    y = batch["y"].reshape(label_shape)
+    terms = {k: ops.convert_to_numpy(v) for k, v in dbvae_loss(
+        batch["x"], batch["x_hat"], y, batch["logit"][:, None], batch["mu"], batch["logvar"], 0.5, "l1").items()}
+    for name in ("total", "classification", "vae", "reconstruction", "kl"):
+        assert terms[name].shape == (B,), name  # a (B, 1) label must never broadcast to B x B
+    face = batch["y"]
+    vae = np_recon(batch["x"], batch["x_hat"], "l1") + 0.5 * np_kl(batch["mu"], batch["logvar"])
+    np.testing.assert_allclose(terms["vae"], face * vae, rtol=1e-5)
+    np.testing.assert_array_equal(terms["vae"][face == 0], 0.0)
+    np.testing.assert_allclose(terms["total"], np_xent(face, batch["logit"]) + face * vae, rtol=1e-5)
+
+
+def test_shape_errors_are_clear(batch):
+    with pytest.raises(ValueError, match="Batch sizes differ"):
+        classification_loss(batch["y"][:4], batch["logit"])
+    with pytest.raises(ValueError, match=r"\(B,\) or \(B, 1\)"):
+        classification_loss(np.ones((B, 2)), batch["logit"])
+    with pytest.raises(ValueError, match="same shape"):
+        reconstruction_loss(batch["x"], batch["x_hat"][:, :4])
+    with pytest.raises(ValueError, match="same rank"):
+        kl_divergence(batch["mu"], batch["logvar"][:, 0])
+    with pytest.raises(ValueError, match="Batch sizes differ"):
+        dbvae_loss(batch["x"], batch["x_hat"], batch["y"], batch["logit"], batch["mu"][:3], batch["logvar"][:3],
+                   0.1)
+    with pytest.raises(ValueError, match="reconstruction kind"):
+        reconstruction_loss(batch["x"], batch["x_hat"], "l3")
+    with pytest.raises(ValueError, match="kl_weight"):
+        vae_loss(batch["x"], batch["x_hat"], batch["mu"], batch["logvar"], -1.0)
