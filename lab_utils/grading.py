@@ -1,0 +1,380 @@
+"""Grade a folder of submitted notebooks from the self-checks they run.
+
+    python -m lab_utils.grading SUBMISSIONS_DIR [--out grades] [--timeout 900] [--profile smoke] [--jobs 1]
+
+Each ``*.ipynb`` is copied into its own temporary folder and executed there in a separate process (nbclient,
+errors allowed so one failing cell does not hide the checks after it) with ``$LAB_PROFILE`` set and
+``$LAB_CHECKS_FILE`` pointing at a file where every ``lab_utils.checks`` call and ``record_metric`` appends a
+line. A submission that runs past ``--timeout`` seconds has its executor and kernel process groups killed;
+a broken, raising or hanging submission never stops the others. ``grades.csv`` and ``grades.md`` get one row
+per submission: each exercise's pass / fail / not_done / error (``not run`` if the notebook never reached the
+check), the recorded metrics, the status (``ok``, ``error: <first error>`` or ``timeout``) and the runtime;
+executed copies go to ``<out>/executed/`` for feedback.
+
+NOT A SECURITY SANDBOX. Submissions are untrusted code and run with your user's rights, files and network;
+the separate process and folder only keep one submission from disturbing another's grade. The check records
+are written by the submission itself, so they can be forged: treat grades as feedback and read suspicious
+notebooks. Run the grader inside a throw-away container, for example:
+
+    docker run --rm --network none -v "$PWD:/course:ro" -v "$PWD/grades:/grades" course-image \\
+        python -m lab_utils.grading /course/submissions --out /grades
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab_utils.checks import CHECKS_FILE_ENV
+from lab_utils.config import PROFILE_ENV, get_profile
+from lab_utils.env import OUTPUT_ENV
+
+CHECKS_FILE = "checks.jsonl"
+KERNEL_PID_FILE = "kernel.pid"
+EXECUTOR_ERROR_FILE = "executor-error.txt"
+NOT_RUN = "not run"
+MAX_STATUS_CHARS = 200
+
+
+@dataclass
+class Grade:
+    """One submission's outcome: per-check status and message, recorded metrics, overall status, runtime."""
+
+    submission: str
+    status: str
+    runtime_s: float
+    checks: dict[str, str] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float | str | None] = field(default_factory=dict)
+
+    @property
+    def n_passed(self) -> int:
+        return sum(status == "pass" for status in self.checks.values())
+
+
+# ------------------------------------------------------------------------------------ in the child process
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute_notebook_child(notebook: str, executed: str) -> int:
+    """Entry point of the executor process: run every cell, save the executed copy after each one.
+
+    Saving as it goes keeps the outputs up to a hang; the kernel's process group id goes to a file next to
+    the executed copy (outside the notebook's working folder) so the grader can kill the kernel too
+    (jupyter_client starts kernels in their own session).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    workdir, control = Path(notebook).parent, Path(executed).parent
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+        for cell in nb.cells:  # the student's own outputs must not count as errors of this run
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+
+        def save(**_: object) -> None:
+            _write_atomic(Path(executed), nbformat.writes(nb))
+
+        def started(**_: object) -> None:
+            provisioner = client.km.provisioner
+            pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+            if pgid:
+                _write_atomic(control / KERNEL_PID_FILE, str(pgid))
+            save()  # an unexecuted copy, so a hang in the first cell can still be located
+
+        client = NotebookClient(nb, timeout=None, allow_errors=True, kernel_name="python3",
+                                resources={"metadata": {"path": str(workdir)}},
+                                on_notebook_start=started, on_cell_executed=save)
+        try:
+            client.execute()
+        finally:
+            save()
+    except Exception as err:  # noqa: BLE001 - any failure becomes the submission's status, read by the parent
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        (control / EXECUTOR_ERROR_FILE).write_text(f"{type(err).__name__}: {message}", encoding="utf-8")
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------ in the grader
+
+
+def _kill_group(pgid: int) -> None:
+    if pgid <= 1 or pgid == os.getpgrp():  # never the grader's own group, whatever a file says
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait(process: subprocess.Popen, timeout: float, stop: threading.Event | None) -> str | None:
+    """Wait for the executor; why it must be killed ("timeout after ... s", "interrupted"), or None if it ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            process.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+            return None
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return f"timeout after {timeout:g} s"
+            if stop is not None and stop.is_set():
+                return "interrupted"
+
+
+def _running_cell(executed: Path) -> str:
+    """' in cell i of n' for the first code cell that never finished (the copy is saved after every cell)."""
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, json.JSONDecodeError):
+        return ""
+    for index, cell in enumerate(cells, start=1):
+        if cell.get("cell_type") == "code" and cell.get("execution_count") is None and cell.get("source"):
+            return f" in cell {index} of {len(cells)}"
+    return ""
+
+
+def _first_error(executed: Path) -> str | None:
+    """``Name: message`` of the first error output in an executed notebook, if any."""
+    if not executed.exists():
+        return None
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8")).get("cells", [])
+    except json.JSONDecodeError:
+        return None
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                value = str(output.get("evalue", "")).strip().splitlines()
+                return f"{output.get('ename', 'Error')}: {value[0] if value else ''}".strip()
+    return None
+
+
+def read_records(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, float | str | None]]:
+    """Check statuses, check messages and metrics from a checks file; later records win, torn lines are skipped."""
+    statuses: dict[str, str] = {}
+    messages: dict[str, str] = {}
+    metrics: dict[str, float | str | None] = {}
+    if not path.exists():
+        return statuses, messages, metrics
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            kind, name = record["kind"], str(record["name"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by a killed kernel, or not ours
+        if kind == "check":
+            statuses[name] = str(record.get("status", "error"))
+            messages[name] = str(record.get("message", ""))
+        elif kind == "metric":
+            metrics[name] = record.get("value")
+    return statuses, messages, metrics
+
+
+def _child_env(control: Path, workdir: Path, profile: str) -> dict[str, str]:
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env[PROFILE_ENV] = profile
+    env[CHECKS_FILE_ENV] = str(control / CHECKS_FILE)
+    env[OUTPUT_ENV] = str(workdir / "outputs")  # submissions must not overwrite each other's outputs
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "smoke",
+                     executed_dir: Path | None = None, stop: threading.Event | None = None) -> Grade:
+    """Execute one notebook in its own folder and process, within ``timeout`` seconds; never raises for the
+    notebook's faults. The executed copy is saved to ``executed_dir`` when given; setting ``stop`` (Ctrl-C
+    in the grader) kills a running notebook at once, so no kernel is left spinning."""
+    notebook = Path(notebook)
+    control = Path(tempfile.mkdtemp(prefix=f"grade-{notebook.stem}-"))
+    workdir = control / "work"  # the notebook's working folder; the grader's files stay one level up
+    try:
+        workdir.mkdir()
+        shutil.copy2(notebook, workdir / notebook.name)
+        executed = control / f"executed-{notebook.name}"
+        command = [sys.executable, "-c",
+                   "import sys; from lab_utils.grading import execute_notebook_child as run; "
+                   "sys.exit(run(sys.argv[1], sys.argv[2]))",
+                   str(workdir / notebook.name), str(executed)]
+        start = time.monotonic()
+        with open(control / "executor.log", "wb") as log:
+            process = subprocess.Popen(command, cwd=workdir, env=_child_env(control, workdir, profile),
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            killed = _wait(process, timeout, stop)
+            if killed:
+                _kill_group(process.pid)
+                kernel_file = control / KERNEL_PID_FILE
+                if kernel_file.exists() and kernel_file.read_text().strip().isdigit():
+                    _kill_group(int(kernel_file.read_text()))
+                process.wait()
+        runtime = time.monotonic() - start
+
+        statuses, messages, metrics = read_records(control / CHECKS_FILE)
+        error_file = control / EXECUTOR_ERROR_FILE
+        if killed:
+            status = killed + _running_cell(executed)
+        elif error := _first_error(executed):
+            status = f"error: {error}"
+        elif error_file.exists():
+            status = f"error: {error_file.read_text(encoding='utf-8').strip()}"
+        elif process.returncode != 0:
+            status = f"error: the executor exited with code {process.returncode}"
+        else:
+            status = "ok"
+        if executed_dir is not None and executed.exists():
+            executed_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(executed_dir / notebook.name, executed.read_text(encoding="utf-8"))
+        return Grade(notebook.stem, " ".join(status.split())[:MAX_STATUS_CHARS], round(runtime, 1),
+                     statuses, messages, metrics)
+    finally:
+        shutil.rmtree(control, ignore_errors=True)
+
+
+def find_submissions(submissions_dir: Path) -> list[Path]:
+    submissions_dir = Path(submissions_dir)
+    if not submissions_dir.is_dir():
+        raise FileNotFoundError(f"No submissions folder at {submissions_dir}; pass the folder of .ipynb files.")
+    notebooks = sorted(p for p in submissions_dir.glob("*.ipynb") if not p.name.startswith("."))
+    if not notebooks:
+        raise FileNotFoundError(f"No .ipynb files in {submissions_dir}; collect the submitted notebooks there.")
+    return notebooks
+
+
+def grade_all(submissions_dir: Path, out_dir: Path, *, timeout: float = 900, profile: str = "smoke",
+              jobs: int = 1) -> list[Grade]:
+    """Grade every ``*.ipynb`` in ``submissions_dir`` (``jobs`` at a time) and write the reports to ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}.")
+    profile = get_profile(profile).name
+    notebooks = find_submissions(submissions_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grades = []
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(grade_submission, nb, timeout=timeout, profile=profile,
+                               executed_dir=out_dir / "executed", stop=stop) for nb in notebooks]
+        try:
+            for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
+                grades.append(future.result())
+        except KeyboardInterrupt:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+    grades.sort(key=lambda g: g.submission)
+    write_reports(grades, out_dir)
+    return grades
+
+
+def _columns(values: Iterable[Iterable[str]]) -> list[str]:
+    """Names in first-seen order across submissions, so columns are stable for a given set of notebooks."""
+    return list(dict.fromkeys(name for names in values for name in names))
+
+
+def _metric_text(value: float | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def grade_table(grades: list[Grade]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows shared by the CSV and the Markdown report."""
+    check_names = _columns(g.checks for g in grades)
+    metric_names = _columns(g.metrics for g in grades)
+    header = ["submission", "status", "runtime_s", "passed", *check_names, *(f"metric:{m}" for m in metric_names)]
+    rows = [[g.submission, g.status, f"{g.runtime_s:.1f}", f"{g.n_passed}/{len(check_names)}",
+             *(g.checks.get(name, NOT_RUN) for name in check_names),
+             *(_metric_text(g.metrics.get(name)) for name in metric_names)] for g in grades]
+    return header, rows
+
+
+def write_reports(grades: list[Grade], out_dir: Path) -> tuple[Path, Path]:
+    """grades.csv and grades.md (with each failed check's message as feedback), written atomically."""
+    header, rows = grade_table(grades)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    csv_path, md_path = Path(out_dir) / "grades.csv", Path(out_dir) / "grades.md"
+    _write_atomic(csv_path, buffer.getvalue())
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["# Grades", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    lines += ["", "## Feedback", ""]
+    for g in grades:
+        failed = [(name, status) for name, status in g.checks.items() if status != "pass"]
+        if not failed and g.status == "ok":
+            continue
+        lines.append(f"### {g.submission}")
+        if g.status != "ok":
+            lines.append(f"- status: {g.status}")
+        lines += [f"- **{name}** ({status}): {g.messages.get(name, '')}" for name, status in failed]
+        lines.append("")
+    _write_atomic(md_path, "\n".join(lines).rstrip() + "\n")
+    return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab_utils.grading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submissions", type=Path, help="folder of submitted .ipynb notebooks")
+    parser.add_argument("--out", type=Path, default=Path("grades"), help="report folder (default: grades)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per notebook (default: 900)")
+    parser.add_argument("--profile", default="smoke", help="LAB_PROFILE for the notebooks (default: smoke)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default: 1)")
+    args = parser.parse_args(argv)
+    try:
+        grades = grade_all(args.submissions, args.out, timeout=args.timeout, profile=args.profile, jobs=args.jobs)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    header, rows = grade_table(grades)
+    print("\t".join(header))
+    for row in rows:
+        print("\t".join(row))
+    print(f"Reports: {args.out / 'grades.csv'}, {args.out / 'grades.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Grading: each submission runs in its own process; wrong, unfinished, raising and hanging ones are graded
+as such and never stop the others. One grading run (~30-60 s on 2 cores) is shared by the tests."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from lab_utils import grading
+
+# The others need ~5-15 s each (kernel start + TensorFlow import on 2 shared cores), so 30 s leaves a margin;
+# the hanging notebook sorts first and runs alongside them, so its limit costs little extra time.
+HANG_TIMEOUT = 30.0
+
+SETUP = "from keras import ops\nfrom lab_utils import checks"
+KL_OK = "def kl(mu, logvar):\n    return 0.5 * ops.sum(ops.exp(logvar) + mu**2 - 1.0 - logvar, axis=-1)"
+KL_WRONG = "def kl(mu, logvar):\n    return 0.5 * ops.sum(ops.exp(logvar) + mu**2 - 1.0 + logvar, axis=-1)"
+KL_TODO = ("def kl(mu, logvar):\n    # TODO: complete this part\n"
+           "    raise NotImplementedError(\"Exercise not finished: kl\")")
+REPARAM_OK = "def reparameterize(mu, logvar, eps):\n    return mu + ops.exp(0.5 * logvar) * eps"
+CHECK_CELLS = [
+    "kl = checks.check_kl_divergence(kl)",
+    "reparameterize = checks.check_reparameterize(reparameterize)",
+    "import numpy as np\ngap = float(np.asarray(kl(np.zeros((2, 3), 'float32'), np.zeros((2, 3), 'float32')))[0])\n"
+    "checks.record_metric('gap', gap + 0.25)",
+]
+
+
+def _notebook(*sources: str) -> nbformat.NotebookNode:
+    return new_notebook(cells=[new_code_cell(s) for s in sources],
+                        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def _with_stale_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """As submitted: outputs and counts from the student's own run, including an old error."""
+    for count, cell in enumerate(nb.cells, start=1):
+        cell.execution_count = count
+        cell.outputs = [nbformat.v4.new_output("error", ename="OldError", evalue="from the student's run",
+                                               traceback=[])]
+    return nb
+
+
+SUBMISSIONS = {
+    "alice_correct": _with_stale_outputs(_notebook(SETUP, KL_OK, REPARAM_OK, *CHECK_CELLS)),
+    "bob_wrong_loss": _notebook(SETUP, KL_WRONG, REPARAM_OK, *CHECK_CELLS),
+    "carol_unfinished": _notebook(SETUP, KL_TODO, REPARAM_OK, *CHECK_CELLS),
+    # Raises in a cell before the checks; allow_errors still runs (and grades) the cells after it.
+    "dave_raises": _notebook(SETUP, KL_OK, "1 / 0", REPARAM_OK, *CHECK_CELLS),
+    # Passes the first check, then hangs: the check already recorded must survive the kill.
+    "abe_hangs": _with_stale_outputs(
+        _notebook(SETUP, KL_OK, CHECK_CELLS[0], "while True:\n    pass", REPARAM_OK, *CHECK_CELLS[1:])),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    subs = root / "submissions"
+    subs.mkdir()
+    for name, nb in SUBMISSIONS.items():
+        nbformat.write(nb, subs / f"{name}.ipynb")
+    (subs / "zz_not_json.ipynb").write_text("{ this is not a notebook")
+    out = root / "grades"
+    start = time.monotonic()
+    code = grading.main([str(subs), "--out", str(out), "--timeout", str(HANG_TIMEOUT), "--jobs", "2"])
+    elapsed = time.monotonic() - start
+    with open(out / "grades.csv", newline="") as handle:
+        rows = {row["submission"]: row for row in csv.DictReader(handle)}
+    return code, rows, out, elapsed
+
+
+def test_exit_code_and_every_submission_has_a_row(graded):
+    code, rows, _, _ = graded
+    assert code == 0
+    assert sorted(rows) == sorted([*SUBMISSIONS, "zz_not_json"])
+
+
+def test_correct_submission_passes_everything_and_records_metrics(graded):
+    row = graded[1]["alice_correct"]
+    assert row["status"] == "ok"
+    assert row["kl_divergence"] == "pass" and row["reparameterize"] == "pass" and row["passed"] == "2/2"
+    assert float(row["metric:gap"]) == pytest.approx(0.25)
+    assert float(row["runtime_s"]) > 0
+
+
+def test_wrong_loss_fails_only_that_exercise(graded):
+    row = graded[1]["bob_wrong_loss"]
+    assert row["status"] == "ok"
+    assert row["kl_divergence"] == "fail" and row["reparameterize"] == "pass"
+    # The reference replaced the wrong function, so the later metric is the correct one.
+    assert float(row["metric:gap"]) == pytest.approx(0.25)
+
+
+def test_unfinished_exercise_is_not_done(graded):
+    row = graded[1]["carol_unfinished"]
+    assert row["status"] == "ok"
+    assert row["kl_divergence"] == "not_done" and row["reparameterize"] == "pass"
+
+
+def test_raising_cell_sets_error_status_but_later_checks_are_graded(graded):
+    row = graded[1]["dave_raises"]
+    assert row["status"] == "error: ZeroDivisionError: division by zero"
+    assert row["kl_divergence"] == "pass" and row["reparameterize"] == "pass"
+
+
+def test_hanging_submission_times_out_keeps_earlier_checks_and_is_killed(graded):
+    _, rows, out, elapsed = graded
+    row = rows["abe_hangs"]
+    assert row["status"] == f"timeout after {HANG_TIMEOUT:g} s in cell 4 of 7"
+    assert row["kl_divergence"] == "pass" and row["reparameterize"] == grading.NOT_RUN
+    assert HANG_TIMEOUT <= float(row["runtime_s"]) < HANG_TIMEOUT + 10
+    assert elapsed < 4 * HANG_TIMEOUT  # the others were graded alongside, not after an unbounded wait
+    executed = nbformat.read(out / "executed" / "abe_hangs.ipynb", as_version=4)
+    assert any(o.get("text", "").startswith("PASS kl_divergence") for o in executed.cells[2].outputs)
+
+
+def _survivors(stem: str) -> list[int]:
+    """Live processes started for one graded submission (their environment names its temporary folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes() \
+                    and f"grade-{stem}-".encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    for pid in found:  # clean up before failing, so a regression does not leave a spinning kernel behind
+        os.kill(pid, signal.SIGKILL)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_no_kernel_survives_the_timeout(graded):
+    assert _survivors("abe_hangs") == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_interrupt_kills_a_running_notebook_at_once(tmp_path):
+    started = tmp_path / "started"
+    path = tmp_path / "spins.ipynb"
+    nbformat.write(_notebook(f"open({str(started)!r}, 'w').close()\nwhile True:\n    pass"), path)
+    stop = threading.Event()
+
+    def stop_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+
+    threading.Thread(target=stop_once_running, daemon=True).start()
+    grade = grading.grade_submission(path, timeout=120, stop=stop)
+    assert grade.status == "interrupted in cell 1 of 1" and grade.runtime_s < 60
+    assert _survivors("spins") == []
+
+
+def test_unreadable_notebook_is_an_error_row(graded):
+    row = graded[1]["zz_not_json"]
+    assert row["status"].startswith("error: ") and "json" in row["status"].lower()
+
+
+def test_markdown_report_has_the_table_and_feedback(graded):
+    text = (graded[2] / "grades.md").read_text()
+    assert "| submission | status |" in text
+    assert "### bob_wrong_loss" in text and "**kl_divergence** (fail): wrong value" in text
+    assert "### carol_unfinished" in text and "NOT DONE" in text
+    assert "### alice_correct" not in text
+
+
+def test_bad_arguments_give_clear_errors(tmp_path, capsys):
+    assert grading.main([str(tmp_path / "missing")]) == 2
+    assert "No submissions folder" in capsys.readouterr().err
+    assert grading.main([str(tmp_path)]) == 2
+    assert "No .ipynb files" in capsys.readouterr().err
+    (tmp_path / "a.ipynb").write_text("{}")
+    assert grading.main([str(tmp_path), "--profile", "huge"]) == 2
+    assert "Unknown profile" in capsys.readouterr().err
+    assert grading.main([str(tmp_path), "--jobs", "0"]) == 2
+    assert "jobs must be" in capsys.readouterr().err
+
+
+def test_help_says_it_is_not_a_sandbox(capsys):
+    with pytest.raises(SystemExit):
+        grading.main(["--help"])
+    text = capsys.readouterr().out
+    assert "NOT A SECURITY SANDBOX" in text and "docker run --rm --network none" in text
+
+
+def test_read_records_skips_torn_lines_and_keeps_the_last_outcome(tmp_path):
+    path = tmp_path / "checks.jsonl"
+    path.write_text('{"kind": "check", "name": "kl", "status": "fail", "message": "m"}\n'
+                    '{"kind": "check", "name": "kl", "status": "pass", "message": ""}\n'
+                    '{"kind": "metric", "name": "gap", "value": NaN}\n'
+                    '{"kind": "metric", "name": "re')
+    statuses, messages, metrics = grading.read_records(path)
+    assert statuses == {"kl": "pass"} and list(metrics) == ["gap"]
