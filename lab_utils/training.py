@@ -203,18 +203,21 @@ def train_dbvae(
     learning_rate: float = 5e-4,
     ema_momentum: float | None = 0.995,
     seed: int = 0,
+    face_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
 ) -> tuple[keras.callbacks.History, list[dict[str, Any]]]:
     """Train a DB-VAE on half-face batches, re-weighting faces by latent density (see
     :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling control with the same
-    model, loss and log. Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
+    model, loss and log; with ``face_probs`` (``train.face_idx`` order) it gives a fixed-weight control
+    such as a label-aware oracle (with resampling they only apply until the first recompute).
+    Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
     """
     if not isinstance(dbvae, DBVAE):
         raise ValueError(f"train_dbvae expects a lab_utils.models.DBVAE, got {type(dbvae).__name__}.")
     batch_size = _check_positive_int("batch_size", batch_size)
     set_seed(seed)
-    sampler = FaceBatchSampler(train, batch_size, seed=seed)
+    sampler = FaceBatchSampler(train, batch_size, face_probs=face_probs, seed=seed)
     resampler = ResamplingCallback(sampler, resample=resample, every=recompute_every,
                                    start_epoch=resample_start_epoch, bins=bins, alpha=alpha, rule=rule, dims=dims)
     history = _fit(

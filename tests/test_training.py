@@ -157,6 +157,14 @@ def test_uniform_control_and_delayed_start(train):
     np.testing.assert_array_equal(delayed.log[2]["face_probs"], delayed.log[1]["face_probs"])
 
 
+def test_dbvae_with_fixed_face_probs(train):
+    weights = np.where(np.arange(len(train.face_idx)) < 10, 1.0, 0.0)  # e.g. an oracle's fixed weights
+    _, log = train_dbvae(DBVAE(latent_dim=2, seed=0), train, epochs=1, resample=False, face_probs=weights,
+                         batch_size=BATCH, steps_per_epoch=3, ema_momentum=None, verbose=0)
+    np.testing.assert_allclose(log[0]["face_probs"], weights / weights.sum())
+    assert log[0]["drawn_face_counts"][10:].sum() == 0 and log[0]["drawn_face_counts"].sum() == 3 * BATCH // 2
+
+
 def test_same_seed_same_weights(train):
     def run(seed: int) -> list[np.ndarray]:
         set_seed(seed)
