@@ -125,11 +125,16 @@ def execute_notebook_child(notebook: str, executed: str) -> int:
 # ------------------------------------------------------------------------------------ in the grader
 
 
-def _kill_group(pgid: int) -> None:
+def _kill_group(pgid: int, grace: float = 2.0) -> None:
+    """SIGKILL a process group and wait (up to ``grace`` s) until it is gone, so nothing spins on after a grade."""
     if pgid <= 1 or pgid == os.getpgrp():  # never the grader's own group, whatever a file says
         return
+    deadline = time.monotonic() + grace
     try:
         os.killpg(pgid, signal.SIGKILL)
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            os.killpg(pgid, 0)  # raises ProcessLookupError once every member has exited
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -232,7 +237,7 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
                                        start_new_session=True)
             killed = _wait(process, timeout, stop)
             if killed:
-                _kill_group(process.pid)
+                _kill_group(process.pid, grace=0.0)  # our child: reaped by the wait below, not polled
                 kernel_file = control / KERNEL_PID_FILE
                 if kernel_file.exists() and kernel_file.read_text().strip().isdigit():
                     _kill_group(int(kernel_file.read_text()))
