@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from lab_utils import GROUPS
 from lab_utils.config import Profile, get_profile
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
+from lab_utils.env import data_dir
 from lab_utils.h5io import load_dataset, read_metadata, save_dataset
 
 GENERATOR_VERSION = "1"
@@ -448,7 +449,7 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0.0, 1.0) ** (1.0 / _GAMMA)
 
 
-def _render(rng: np.random.Generator, label: float, row: dict) -> tuple[np.ndarray, float]:
+def _render(rng: np.random.Generator, label: float, row: dict, difficulty: dict) -> tuple[np.ndarray, float]:
     """One photo: albedo scene -> directional light -> exposure -> optical blur -> sensor noise -> 8-bit sRGB."""
     albedo = _background(rng, int(row["background"]))
     person = None
@@ -485,7 +486,7 @@ def _render(rng: np.random.Generator, label: float, row: dict) -> tuple[np.ndarr
     gain = 2.0 ** float(row["exposure"])
     linear = linear * (light[..., None] * gain)
     linear = cv2.GaussianBlur(linear, (0, 0), float(row["blur"]))
-    sigma = np.sqrt(DIFFICULTY["read_noise"] ** 2 + DIFFICULTY["shot_noise"] * np.maximum(linear, 0.0))
+    sigma = np.sqrt(difficulty["read_noise"] ** 2 + difficulty["shot_noise"] * np.maximum(linear, 0.0))
     linear = linear + sigma * rng.standard_normal(linear.shape, dtype=np.float32)
     image = np.round(_linear_to_srgb(linear) * 255.0).astype(np.uint8)
 
@@ -500,12 +501,12 @@ def _render(rng: np.random.Generator, label: float, row: dict) -> tuple[np.ndarr
 
 def _render_chunk(task: tuple) -> tuple[int, np.ndarray, np.ndarray]:
     """Worker entry: image i always uses its own stream, so results do not depend on the number of workers."""
-    seed, split_id, start, labels, rows = task
+    seed, split_id, start, labels, rows, difficulty = task
     images = np.empty((len(labels), *IMAGE_SHAPE), np.uint8)
     contrast = np.full(len(labels), np.nan, np.float32)
     for j, label in enumerate(labels):
         rng = np.random.default_rng([seed, split_id, _IMAGE_STREAM, start + j])
-        images[j], contrast[j] = _render(rng, float(label), {k: v[j] for k, v in rows.items()})
+        images[j], contrast[j] = _render(rng, float(label), {k: v[j] for k, v in rows.items()}, difficulty)
     return start, images, contrast
 
 
@@ -525,7 +526,8 @@ def generate_split(cfg: BenchmarkConfig, split: str, *, n_jobs: int | None = Non
     labels, attrs = _draw_attributes(cfg, split)
     n = len(labels)
     chunk = max(1, min(256, math.ceil(n / (4 * n_jobs))))
-    tasks = [(cfg.seed, _SPLIT_IDS[split], s, labels[s:s + chunk], {k: v[s:s + chunk] for k, v in attrs.items()})
+    tasks = [(cfg.seed, _SPLIT_IDS[split], s, labels[s:s + chunk], {k: v[s:s + chunk] for k, v in attrs.items()},
+              dict(DIFFICULTY))  # passed explicitly: spawned workers re-import the module's own copy
              for s in range(0, n, chunk)]
     images = np.empty((n, *IMAGE_SHAPE), np.uint8)
     bar = tqdm(total=n, desc=f"rendering {split}", unit="img", disable=not progress)
@@ -576,14 +578,18 @@ def _load_cached(path: Path, key: str, expected: int) -> FaceDataset | None:
     return dataset
 
 
-def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.PathLike = "data",
+def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.PathLike | None = None,
                    progress: bool = True) -> tuple[FaceDataset, FaceDataset]:
-    """(train, test) for ``cfg`` (default: the active profile's sizes), rendered once and cached as HDF5."""
+    """(train, test) for ``cfg`` (default: the active profile's sizes), rendered once and cached as HDF5.
+
+    ``cache_dir`` defaults to the checkout's ``data/`` (``lab_utils.env.data_dir``), so notebooks running in
+    ``labs/`` and scripts running at the root share one cache.
+    """
     cfg = cfg if cfg is not None else config_from_profile(get_profile())
     if not isinstance(cfg, BenchmarkConfig):
         raise ValueError(f"cfg must be a BenchmarkConfig (see config_from_profile), got {type(cfg).__name__}.")
     key = cache_key(cfg)
-    cache = Path(cache_dir)
+    cache = Path(cache_dir) if cache_dir is not None else data_dir()
     cache.mkdir(parents=True, exist_ok=True)
     splits = []
     for split in SPLITS:

@@ -1,0 +1,103 @@
+"""Image galleries: look at the data (per group, and the non-faces) before trusting any number about it.
+
+Like ``lab_utils.plots``, every function returns a pyplot-managed ``Figure`` and never calls ``show``; save
+with ``save_figure`` (the same atomic writer as the charts) and ``plt.close`` figures in long scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from lab_utils import GROUP_NAMES, GROUPS
+from lab_utils.data import FaceDataset
+from lab_utils.plots import save_figure
+
+__all__ = ["save_figure", "show_gallery", "show_images"]
+
+
+def _rows(dataset: FaceDataset, per_group: int, include_nonfaces: bool,
+          rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """(label, indices) per row: one per group when the dataset has groups, else all faces in one row."""
+    def pick(idx: np.ndarray) -> np.ndarray:
+        return np.sort(rng.choice(idx, size=min(per_group, len(idx)), replace=False)) if len(idx) else idx
+
+    if (dataset.group[dataset.face_idx] >= 0).any():
+        rows = []
+        for code in GROUPS:
+            idx = dataset.group_idx(code)
+            rows.append((f"{code}: {GROUP_NAMES[code]}\n({len(idx)} faces)", pick(idx)))
+    else:
+        rows = [(f"faces\n({len(dataset.face_idx)})", pick(dataset.face_idx))]
+    if include_nonfaces:
+        rows.append((f"non-faces\n({len(dataset.nonface_idx)})", pick(dataset.nonface_idx)))
+    return rows
+
+
+def show_gallery(dataset: FaceDataset, *, per_group: int = 8, include_nonfaces: bool = True, seed: int = 0,
+                 title: str | None = None, ax_size: float = 1.2) -> Figure:
+    """A random sample per group (LF, LM, DF, DM) and of non-faces, one labelled row each, with group sizes."""
+    if not isinstance(dataset, FaceDataset):
+        raise ValueError(f"show_gallery expects a FaceDataset, got {type(dataset).__name__}; "
+                         "use show_images for plain arrays.")
+    if isinstance(per_group, bool) or not isinstance(per_group, (int, np.integer)) or per_group < 1:
+        raise ValueError(f"per_group must be a positive integer, got {per_group!r}.")
+    rows = _rows(dataset, int(per_group), include_nonfaces, np.random.default_rng(seed))
+    fig = plt.figure(figsize=(ax_size * per_group + 1.5, ax_size * len(rows) + (0.4 if title else 0.05)))
+    axes = fig.subplots(len(rows), per_group, squeeze=False)
+    for (label, idx), ax_row in zip(rows, axes):
+        for j, ax in enumerate(ax_row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(idx):
+                ax.imshow(dataset.images[idx[j]])
+            else:
+                ax.set_axis_off()  # group smaller than per_group
+        ax_row[0].set_axis_on()
+        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        for spine in ax_row[0].spines.values():
+            spine.set_visible(len(idx) > 0)
+    if title:
+        fig.suptitle(title)
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=1.5 / width, right=0.99, bottom=0.05 / height,
+                        top=1 - (0.4 if title else 0.05) / height, wspace=0.05, hspace=0.05)
+    return fig
+
+
+def show_images(images: np.ndarray | Sequence[np.ndarray], titles: Sequence[str] | None = None,
+                ncols: int = 8) -> Figure:
+    """Any stack of RGB images (uint8, or float in [0, 1]) in a grid, e.g. VAE reconstructions or samples."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, H, W, 3) or (N, H, W, 1), got {arr.shape}.")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {arr.dtype}.")
+        if arr.size and (np.nanmin(arr) < 0.0 or np.nanmax(arr) > 1.0):
+            raise ValueError("float images must lie in [0, 1]; divide uint8 data by 255 or clip model outputs.")
+    if titles is not None and len(titles) != len(arr):
+        raise ValueError(f"got {len(titles)} titles for {len(arr)} images; pass one per image or None.")
+    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}.")
+    n = max(len(arr), 1)
+    ncols = min(int(ncols), n)
+    nrows = -(-n // ncols)
+    fig = plt.figure(figsize=(1.2 * ncols, (1.45 if titles is not None else 1.2) * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_axis_off()
+        if i < len(arr):
+            ax.imshow(arr[i].squeeze(-1) if arr.shape[-1] == 1 else arr[i], cmap="gray", vmin=0,
+                      vmax=255 if arr.dtype == np.uint8 else 1)
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=7)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92 if titles is not None else 0.99,
+                        wspace=0.05, hspace=0.25 if titles is not None else 0.05)
+    return fig
+
