@@ -386,8 +386,26 @@ def check_vae_loss(fn: Any) -> Callable[..., Any]:
     return check_function("vae_loss", fn, _LazyReference("lab_utils.losses", "vae_loss"), make_inputs)
 
 
-def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
-    """fn(x, x_hat, y, logit, mu, logvar, kl_weight, kind) -> dict with "total" (B,); also for (B, 1) y/logit."""
+def dbvae_total_reference(x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_weight: float,
+                          kind: str = "l1") -> Any:
+    """The per-sample total of lab_utils.losses.dbvae_loss, for exercises that return only the total."""
+    from lab_utils.losses import dbvae_loss
+
+    return dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, kind)["total"]
+
+
+DBVAE_RETURNS = ("total", "dict")
+
+
+def check_dbvae_loss(fn: Any, *, returns: str = "total") -> Callable[..., Any]:
+    """fn(x, x_hat, y, logit, mu, logvar, kl_weight, kind) -> total loss per sample (B,), also for (B, 1) y/logit.
+
+    ``returns="dict"`` is for an exercise that returns lab_utils.losses.dbvae_loss's dict of terms; its
+    ``"total"`` is compared, and that reference is the fallback. The fallback always matches ``returns``, so
+    later cells can use its output the way the exercise's would be used.
+    """
+    if returns not in DBVAE_RETURNS:
+        raise ValueError(f"check_dbvae_loss: returns must be one of {DBVAE_RETURNS}, got {returns!r}.")
 
     def make_inputs(rng: np.random.Generator) -> list[Case]:
         cases = []
@@ -400,12 +418,13 @@ def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
                           "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "kind": "l1"})
         return cases
 
-    return check_function("dbvae_loss", fn, _LazyReference("lab_utils.losses", "dbvae_loss"), make_inputs,
-                          compare=compare_key("total"),
+    reference, compare = ((dbvae_total_reference, compare_arrays) if returns == "total"
+                          else (_LazyReference("lab_utils.losses", "dbvae_loss"), compare_key("total")))
+    return check_function("dbvae_loss", fn, reference, make_inputs, compare=compare,
                           hint="only faces (y = 1) get the VAE term; every sample gets the classification term")
 
 
-def group_recall_reference(probs: Any, labels: Any, groups: Any, threshold: float) -> dict[str, float]:
+def group_recall_reference(probs: Any, labels: Any, groups: Any, threshold: float = 0.5) -> dict[str, float]:
     """Recall per group code as lab_utils.metrics computes it (a face when prob >= threshold; NaN if empty)."""
     from lab_utils.metrics import evaluate_detector
 
@@ -437,24 +456,33 @@ def check_group_recall(fn: Any) -> Callable[..., Any]:
                                "non-faces (label 0, group -1) do not count")
 
 
-def check_resampling_probs(fn: Any, *, rules: Sequence[str] = ("product", "max")) -> Callable[..., Any]:
-    """fn(mu, bins, alpha, rule) -> sampling probability per face (N,), as lab_utils.resampling.histogram_weights.
+def resampling_probs_reference(mu: Any, bins: int = 10, alpha: float = 1e-3, rule: str = "product") -> np.ndarray:
+    """lab_utils.resampling.histogram_weights with positional options, the signature of the notebook exercise."""
+    from lab_utils.resampling import histogram_weights
 
-    ``rules`` lists the combination rules the notebook's exercise covers; each is checked.
+    return histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
+
+
+def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[..., Any]:
+    """fn(mu, bins, alpha) -> sampling probability per face (N,), as lab_utils.resampling.histogram_weights.
+
+    With ``rule=None`` the function takes no ``rule`` argument and must implement the reference's default
+    (the paper's product over dimensions); with ``rule="max"`` or ``"product"`` it is called with that rule.
     """
 
     def make_inputs(rng: np.random.Generator) -> list[Case]:
         cases = []
-        for rule, bins in zip(rules, (5, 10, 8, 6)):
+        for bins in (5, 10):
             # A dense majority and a small shifted minority, so the weights are far from uniform.
             mu = np.concatenate([rng.normal(0.0, 1.0, (32, 3)), rng.normal(2.5, 0.3, (8, 3))])
-            cases.append({"mu": mu[rng.permutation(len(mu))].astype(np.float32), "bins": bins,
-                          "alpha": 1e-3, "rule": rule})
+            case = {"mu": mu[rng.permutation(len(mu))].astype(np.float32), "bins": bins, "alpha": 1e-3}
+            cases.append(case if rule is None else {**case, "rule": rule})
         return cases
 
+    combine = ("normalise each dimension's weights over faces and take the maximum" if rule == "max"
+               else "multiply the weights over dimensions")
     return check_function(
-        "resampling_probs", fn, _LazyReference("lab_utils.resampling", "histogram_weights"), make_inputs,
-        atol=1e-7,
-        hint="per dimension, Q = bin counts / number of faces over equal-width bins from min to max "
-             "(not density=True); weight 1 / (Q + alpha); 'product' multiplies over dimensions, 'max' "
-             "normalises each dimension over faces and takes the maximum; finally normalise to sum to 1")
+        "resampling_probs", fn, resampling_probs_reference, make_inputs, atol=1e-7,
+        hint=f"per dimension, Q = bin counts / number of faces in equal-width bins from min to max (not "
+             f"density=True, whose scale depends on the bin width); weight 1 / (Q + alpha); {combine}; "
+             "normalise to sum to 1")
