@@ -135,8 +135,16 @@ class _LatentModel(keras.Model):
         return out[:, :n], out[:, n: n + k], out[:, n + k:]
 
     def encode(self, x: Any, training: bool = False) -> tuple[Any, Any]:
-        """Latent means and log-variances, each (B, latent_dim): what the resampler reads."""
-        _, mu, logvar = self._split(self.encoder(x, training=training))
+        """Latent means and log-variances, each (B, latent_dim): what the resampler reads.
+
+        A NumPy batch at inference goes through Keras' compiled predict path (about 2x faster than an
+        eager call, which matters when re-encoding every face each epoch) and comes back as NumPy.
+        """
+        if isinstance(x, np.ndarray) and not training:
+            out = self.encoder.predict_on_batch(x)
+        else:
+            out = self.encoder(x, training=training)
+        _, mu, logvar = self._split(out)
         return mu, logvar
 
     def _latent(self, mu: Any, logvar: Any, training: bool) -> Any:

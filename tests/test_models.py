@@ -55,7 +55,10 @@ def test_vae_and_dbvae_outputs():
     assert dbvae(x).shape == (3, 1)
     for model in (vae, dbvae):
         mu, logvar = model.encode(x)
-        assert mu.shape == logvar.shape == (3, K)
+        assert isinstance(mu, np.ndarray) and mu.shape == logvar.shape == (3, K)
+        eager_mu, eager_logvar = model.encode(keras.ops.convert_to_tensor(x))  # tensors: the eager/graph path
+        np.testing.assert_allclose(mu, eager_mu, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(logvar, eager_logvar, rtol=1e-4, atol=1e-6)
     probs = dbvae.predict_face_prob(x)
     assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()
     with pytest.raises(ValueError, match="kl_weight"):
