@@ -211,14 +211,16 @@ def markdown(report: dict) -> str:
         "Load averages above the CPU count mean other processes shared the machine: compare within a row only.",
         "",
         "| model | sampler img/s | arrays img/s | step ms (sampler) | step ms (arrays) | end-to-end cost | "
-        "sample() ms | sample() / step | target met |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "sample() ms | sample() / step | target met | median img/s sampler / arrays |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|",
     ]
     for r in report["training"]:
+        med = r["median_images_per_s"]
         lines.append(
             f"| {r['model']} | {r['sampler_images_per_s']:.0f} | {r['arrays_images_per_s']:.0f} | "
             f"{r['sampler_step_ms']:.1f} | {r['arrays_step_ms']:.1f} | {100 * r['end_to_end_overhead']:+.1f}% | "
-            f"{r['sample_ms']:.2f} | {100 * r['sample_share_of_step']:.1f}% | {'yes' if r['target_met'] else 'NO'} |")
+            f"{r['sample_ms']:.2f} | {100 * r['sample_share_of_step']:.1f}% | {'yes' if r['target_met'] else 'NO'} | "
+            f"{med['sampler']:.0f} / {med['arrays']:.0f} |")
     r = report["resampling"]
     lines += [
         "",
@@ -235,7 +237,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=60, help="steps per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="per run; the first is dropped as warm-up")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--resample-faces", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
