@@ -36,6 +36,11 @@ def _check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _default(steps_per_epoch: int | None, one_pass: int) -> int:
+    """``steps_per_epoch`` as given (validated later), else one pass over the data (at least one step)."""
+    return max(1, one_pass) if steps_per_epoch is None else steps_per_epoch
+
+
 def _optimizer(learning_rate: float, ema_momentum: float | None, total_steps: int) -> keras.optimizers.Adam:
     if ema_momentum is None:
         return keras.optimizers.Adam(learning_rate)
@@ -47,7 +52,7 @@ def _optimizer(learning_rate: float, ema_momentum: float | None, total_steps: in
             f"{total_steps} training steps are only {horizons:.1f} EMA time constants at ema_momentum="
             f"{ema_momentum}: the averaged weights keep {ema_momentum ** total_steps:.0%} of the untrained "
             "initial weights. Train longer, lower ema_momentum, or pass ema_momentum=None.",
-            stacklevel=3,
+            stacklevel=4,  # the user's train_* call
         )
     return keras.optimizers.Adam(learning_rate, use_ema=True, ema_momentum=float(ema_momentum))
 
@@ -97,7 +102,7 @@ def train_classifier(
     set_seed(seed)
     sampler = FaceBatchSampler(train, batch_size, face_probs=face_probs, seed=seed)
     return _fit(
-        model, sampler, epochs=epochs, steps_per_epoch=steps_per_epoch or max(1, len(train) // batch_size),
+        model, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # logits: 0 <=> p = 0.5
@@ -124,7 +129,7 @@ def train_vae(
     set_seed(seed)
     sampler = FaceBatchSampler(train, batch_size, face_fraction=1.0, seed=seed)
     return _fit(
-        vae, sampler, epochs=epochs, steps_per_epoch=steps_per_epoch or max(1, sampler.n_faces // batch_size),
+        vae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, sampler.n_faces // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
     )
 
@@ -221,7 +226,7 @@ def train_dbvae(
     resampler = ResamplingCallback(sampler, resample=resample, every=recompute_every,
                                    start_epoch=resample_start_epoch, bins=bins, alpha=alpha, rule=rule, dims=dims)
     history = _fit(
-        dbvae, sampler, epochs=epochs, steps_per_epoch=steps_per_epoch or max(1, len(train) // batch_size),
+        dbvae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=[resampler, *callbacks],
         verbose=verbose,
     )

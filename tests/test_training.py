@@ -217,5 +217,9 @@ def test_trainers_reject_the_wrong_model(train):
         train_vae(build_cnn(width=0.25), train, epochs=1)
     with pytest.raises(ValueError, match="epochs"):
         train_classifier(build_cnn(width=0.25), train, epochs=0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        train_vae(VAE(latent_dim=2), train, epochs=1, steps_per_epoch=0)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        train_classifier(build_cnn(width=0.25), train, epochs=1, ema_momentum=1.0)
     with pytest.raises(ValueError, match="rule"):
         train_dbvae(DBVAE(latent_dim=2), train, epochs=1, rule="mean")
