@@ -10,6 +10,7 @@ import pytest
 from lab_utils.data import FaceDataset
 from lab_utils.losses import reconstruction_loss
 from lab_utils.models import DBVAE, VAE, build_cnn
+from lab_utils.sampler import FaceBatchSampler
 from lab_utils.training import (
     ResamplingCallback,
     predict_face_probs,
@@ -18,7 +19,6 @@ from lab_utils.training import (
     train_dbvae,
     train_vae,
 )
-from lab_utils.sampler import FaceBatchSampler
 
 BATCH = 16
 
