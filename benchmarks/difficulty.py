@@ -33,7 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CONDITIONS = {"biased": 0.05, "balanced": 0.5}
 THRESHOLD = 0.5
 EMA_MOMENTUM = 0.995
-QUICK_SIZES = dict(n_train_faces=3_000, n_train_nonfaces=3_000, n_test_per_group=150, n_test_nonfaces=600)
+QUICK_SIZES = dict(n_train_faces=4_000, n_train_nonfaces=4_000, n_test_per_group=150, n_test_nonfaces=600)
 TIMED_IMAGES = 20_000
 
 
@@ -82,9 +82,11 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
 def criterion(summary: dict) -> dict:
     biased, balanced = summary["biased"]["gap"], summary["balanced"]["gap"]
     biased_ok = biased["mean"] > 3 * biased["se"]
-    balanced_ok = abs(balanced["mean"]) < 2 * balanced["se"] or abs(balanced["mean"]) < 0.02
-    return {"biased_gap_above_3se": bool(biased_ok), "balanced_gap_within_noise": bool(balanced_ok),
-            "passed": bool(biased_ok and balanced_ok)}
+    within_2se, within_2pts = abs(balanced["mean"]) < 2 * balanced["se"], abs(balanced["mean"]) < 0.02
+    return {"biased_gap_above_3se": bool(biased_ok), "balanced_gap_below_2se": bool(within_2se),
+            "balanced_gap_below_2_points": bool(within_2pts),
+            "balanced_gap_within_noise": bool(within_2se or within_2pts),
+            "passed": bool(biased_ok and (within_2se or within_2pts))}
 
 
 def time_generator(cfg: synthetic.BenchmarkConfig) -> dict:
@@ -106,6 +108,8 @@ def markdown(report: dict) -> str:
              f"Command: `{report['command']}`  ", f"Machine: {report['machine']}  ",
              f"Generator version {report['generator_version']}, seeds {report['seeds']}, {report['epochs']} epochs, "
              f"batch 32, EMA momentum {EMA_MOMENTUM}, threshold {THRESHOLD}; sizes {report['sizes']}.", "",
+             "Training is multi-threaded on CPU and not bit-reproducible, so reruns differ by a few points per seed; "
+             "the data are (same seed, same bytes).", "",
              "Recall and FPR in %, mean ± std over seeds (SE = std / sqrt(seeds)). "
              "Gap = mean(LF, LM) - mean(DF, DM) recall, in points.", "",
              "| condition | train darker share | LF | LM | DF | DM | lighter - darker gap | FPR |",
@@ -118,8 +122,11 @@ def markdown(report: dict) -> str:
     lines += ["", "| criterion | value | passed |", "|---|---|---|",
               f"| biased gap > 3 SE | {100 * summary['biased']['gap']['mean']:.1f} > "
               f"{300 * summary['biased']['gap']['se']:.1f} | {crit['biased_gap_above_3se']} |",
-              f"| balanced gap within noise (< 2 SE or < 2 points) | |{100 * summary['balanced']['gap']['mean']:.1f}| "
-              f"vs 2 SE = {200 * summary['balanced']['gap']['se']:.1f} | {crit['balanced_gap_within_noise']} |",
+              f"| balanced gap < 2 SE | {abs(100 * summary['balanced']['gap']['mean']):.2f} vs "
+              f"{200 * summary['balanced']['gap']['se']:.2f} | {crit['balanced_gap_below_2se']} |",
+              f"| balanced gap < 2 points | {abs(100 * summary['balanced']['gap']['mean']):.2f} vs 2 | "
+              f"{crit['balanced_gap_below_2_points']} |",
+              f"| balanced gap within noise (either of the two) | | {crit['balanced_gap_within_noise']} |",
               f"| **overall** | | **{crit['passed']}** |", "",
               f"Generator: {gen['images']} images in {gen['seconds']:.1f} s with {gen['n_jobs']} processes "
               f"({gen['images'] / gen['seconds']:.0f} images/s; CPU shared with other jobs).  ",
@@ -148,12 +155,12 @@ def write_atomic(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default 5; quick 2)")
-    parser.add_argument("--epochs", type=int, default=None, help="CNN epochs (default 3; quick 2)")
+    parser.add_argument("--epochs", type=int, default=None, help="CNN epochs (default 3)")
     parser.add_argument("--quick", action="store_true", help="small data to explore; writes no results")
     parser.add_argument("--cache-dir", type=Path, default=None, help="benchmark cache (default: data/)")
     args = parser.parse_args(argv)
     n_seeds = args.seeds or (2 if args.quick else 5)
-    epochs = args.epochs or (2 if args.quick else 3)
+    epochs = args.epochs or 3
     if n_seeds < 2 or epochs < 1:
         parser.error("--seeds must be >= 2 (standard errors need two) and --epochs >= 1.")
     sizes = QUICK_SIZES if args.quick else {}
@@ -175,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     all_runs = [r for results in runs.values() for r in results]
     max_change = max(r["ema_change_after_fit"] for r in all_runs)
     report = {
-        "command": "python benchmarks/difficulty.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(["python benchmarks/difficulty.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                    f"TensorFlow {__import__('tensorflow').__version__}, Keras {__import__('keras').__version__}",
         "seeds": list(range(n_seeds)), "epochs": epochs,
-        "sizes": synthetic.BenchmarkConfig(**sizes).as_dict() | {"train_darker_fraction": CONDITIONS},
+        "sizes": {k: v for k, v in synthetic.BenchmarkConfig(**sizes).as_dict().items() if k != "seed"}
+                 | {"train_darker_fraction": CONDITIONS},
         "generator_version": synthetic.GENERATOR_VERSION, "difficulty": dict(synthetic.DIFFICULTY),
         "generator_timing": generator_timing,
         "train_seconds_per_epoch": float(np.mean([r["train_seconds"] for r in all_runs]) / epochs),

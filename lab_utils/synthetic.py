@@ -11,6 +11,16 @@ from any marker in the pixels (see /work/shared/prototype-findings.md for the me
   learn from the few low-contrast darker faces of a CelebA-like training split.
 
 Training splits are skewed like CelebA (few darker faces); test splits are balanced over LF, LM, DF, DM.
+
+Attributes (``FaceDataset.attributes``, one value per image; -1 or NaN where they do not apply):
+``skin_tone`` in [0, 1], ``fitzpatrick`` 1..6, ``darker`` (type >= 4, i.e. tone >= 0.5), ``male``,
+``group`` = 2 * darker + male (indexes GROUPS), ``beard``, ``glasses``; for faces and head distractors
+``hair_length`` in [0, 1] (> 0.45 falls to the shoulders), ``hat`` and the pose ``dx``, ``dy`` (pixels),
+``scale``, ``rotation`` (degrees); for every image ``exposure`` (stops relative to metering for lighter
+skin), ``blur`` (pixels) and ``background`` (index into BACKGROUND_KINDS); for faces ``feature_contrast``,
+the noise-free luma difference between skin and brows in 8-bit sRGB units / 255 where the face is lit; for
+non-faces ``nonface_kind`` (NONFACE_KINDS) and, for head distractors, ``object_tone`` and
+``distractor_layout`` (DISTRACTOR_LAYOUTS).
 """
 
 from __future__ import annotations
@@ -40,11 +50,11 @@ GENERATOR_VERSION = "1"
 """Bump whenever rendering changes: it is part of the cache key, so stale caches are regenerated."""
 
 DIFFICULTY: dict[str, float] = {
-    "exposure_ev": -0.5,           # mean exposure in stops, relative to metering for mid-lighter skin
+    "exposure_ev": -0.25,          # mean exposure in stops, relative to metering for mid-lighter skin
     "exposure_ev_jitter": 0.35,    # per-photo spread of exposure (stops, standard deviation)
-    "read_noise": 0.012,           # sensor read-noise sigma in linear light, same for every image
+    "read_noise": 0.008,           # sensor read-noise sigma in linear light, same for every image
     "shot_noise": 0.0004,          # photon-noise variance per unit of linear signal
-    "head_distractor_share": 0.4,  # share of non-faces that are head-like skin-toned shapes
+    "head_distractor_share": 0.5,  # share of non-faces that are head-like skin-toned shapes
     "blur_sigma_max": 0.8,         # upper end of the optical blur sigma in pixels
 }
 """Rendering difficulty, frozen once benchmarks/difficulty.py passes its criterion; part of the cache key."""
@@ -516,7 +526,11 @@ def _init_worker() -> None:
 
 def generate_split(cfg: BenchmarkConfig, split: str, *, n_jobs: int | None = None,
                    progress: bool = True) -> FaceDataset:
-    """Render one split. Deterministic in ``cfg`` and ``split`` and independent of ``n_jobs``."""
+    """Render one split. Deterministic in ``cfg`` and ``split`` and independent of ``n_jobs``.
+
+    ``n_jobs`` > 1 renders in spawned worker processes (default: 2, or fewer cores), so a script that calls
+    this needs the usual ``if __name__ == "__main__":`` guard; ``n_jobs=1`` renders in this process.
+    """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
     if n_jobs is None:
@@ -548,31 +562,35 @@ def generate_split(cfg: BenchmarkConfig, split: str, *, n_jobs: int | None = Non
         if pool is not None:
             pool.close()
             pool.join()
-    name = (f"benchmark-{split} (seed {cfg.seed}, {cfg.train_darker_fraction:.0%} darker)" if split == "train"
-            else f"benchmark-test (seed {cfg.seed}, balanced)")
-    return FaceDataset(images, labels, attrs, name=name)
+    return FaceDataset(images, labels, attrs, name=_split_name(cfg, split))
 
 
 # ----------------------------------------------------------------------------------------------------- cache
+def _split_name(cfg: BenchmarkConfig, split: str) -> str:
+    if split == "train":
+        return f"benchmark-train (seed {cfg.seed}, {cfg.train_darker_fraction:.0%} darker)"
+    return f"benchmark-test (seed {cfg.seed}, balanced)"
+
+
 def _expected_size(cfg: BenchmarkConfig, split: str) -> int:
     if split == "train":
         return cfg.n_train_faces + cfg.n_train_nonfaces
     return 4 * cfg.n_test_per_group + cfg.n_test_nonfaces
 
 
-def _load_cached(path: Path, key: str, expected: int) -> FaceDataset | None:
+def _load_cached(path: Path, cfg: BenchmarkConfig, split: str) -> FaceDataset | None:
     """The cached split, or None when it is missing, stale or unreadable (then it is regenerated)."""
     if not path.exists():
         return None
     try:
-        if read_metadata(path).get("cache_key") != key:
+        if read_metadata(path).get("cache_key") != cache_key(cfg):
             return None
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, name=_split_name(cfg, split))
     except (OSError, KeyError, ValueError) as err:
         warnings.warn(f"Cached benchmark {path} is unreadable ({err}); regenerating it.", RuntimeWarning,
                       stacklevel=3)
         return None
-    if len(dataset) != expected or "group" not in dataset.attributes:
+    if len(dataset) != _expected_size(cfg, split) or "group" not in dataset.attributes:
         warnings.warn(f"Cached benchmark {path} is incomplete; regenerating it.", RuntimeWarning, stacklevel=3)
         return None
     return dataset
@@ -594,7 +612,7 @@ def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.Pa
     splits = []
     for split in SPLITS:
         path = cache / f"benchmark-{key}-{split}.h5"
-        dataset = _load_cached(path, key, _expected_size(cfg, split))
+        dataset = _load_cached(path, cfg, split)
         if dataset is None:
             dataset = generate_split(cfg, split, progress=progress)
             metadata = {"cache_key": key, "split": split, "config": cfg.as_dict(), "difficulty": DIFFICULTY,
