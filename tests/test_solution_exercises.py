@@ -1,0 +1,68 @@
+"""Every exercise in the solution notebooks passes the self-check that follows it.
+
+nbval only proves the cells run; a check that prints FAIL does not stop a notebook (by design, so students can go
+on). This test runs each solution cell and its check cell, outside a kernel, and asserts the check said PASS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from keras import ops
+
+from lab_utils import GROUPS, checks, losses
+
+
+LABS = Path(__file__).resolve().parent.parent / "labs"
+CHECK_CALL = re.compile(r"^\w+ = checks\.check_\w+\(", re.MULTILINE)
+SOLUTION_NOTEBOOKS = sorted(p for p in LABS.glob("[0-9][0-9]_*.ipynb") if "BEGIN SOLUTION" in p.read_text())
+
+
+def _exercise_and_check_cells(path: Path) -> tuple[list[str], int]:
+    """Sources of the solution and check cells in notebook order, and the number of checks among them."""
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    wanted = [s for s in cells if "BEGIN SOLUTION" in s or CHECK_CALL.search(s)]
+    return wanted, sum(bool(CHECK_CALL.search(s)) for s in wanted)
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.name)
+def test_solution_exercises_pass_their_checks(path):
+    sources, n_checks = _exercise_and_check_cells(path)
+    assert n_checks, f"{path.name} has no exercise checks"
+    namespace = {"np": np, "ops": ops, "checks": checks, "losses": losses, "GROUPS": GROUPS}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for source in sources:
+            exec(compile(source, f"{path.name}", "exec"), namespace)
+    outcomes = [line for line in out.getvalue().splitlines() if line.startswith(("PASS", "FAIL", "NOT DONE"))]
+    assert len(outcomes) == n_checks, out.getvalue()
+    assert all(line.startswith("PASS") for line in outcomes), out.getvalue()
+
+
+def test_exercises_cover_the_method():
+    names = {m for p in SOLUTION_NOTEBOOKS for m in re.findall(r"checks\.check_(\w+)\(", p.read_text())}
+    assert names == {"group_recall", "reparameterize", "kl_divergence", "vae_loss", "dbvae_loss",
+                     "resampling_probs"}
+
+
+def test_the_old_density_solution_would_have_failed(capsys):
+    """The check can fail: np.histogram(density=True) scales each dimension by its bin width, which the
+    reference's bin shares do not, and with alpha > 0 that changes the probabilities."""
+    def density_probs(mu, bins=10, alpha=1e-3):
+        mu = np.asarray(mu, dtype=np.float64)
+        log_w = np.zeros(mu.shape[0])
+        for i in range(mu.shape[1]):
+            density, edges = np.histogram(mu[:, i], bins=bins, density=True)
+            which = np.clip(np.digitize(mu[:, i], edges[1:-1]), 0, bins - 1)
+            log_w -= np.log(density[which] + alpha)
+        w = np.exp(log_w - log_w.max())
+        return w / w.sum()
+
+    checks.check_resampling_probs(density_probs)
+    assert capsys.readouterr().out.startswith("FAIL resampling_probs")
