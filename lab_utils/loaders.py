@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from lab_utils import GROUPS, h5io
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
+from lab_utils.env import data_dir
 
 REFERENCE_TRAIN_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
 """Where MIT 6.S191 Lab 2 publishes ``train_face.h5`` (CelebA faces + ImageNet non-faces, BGR)."""
@@ -37,14 +38,16 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 def load_reference_training_file(
     path_or_url: str | os.PathLike | None = None,
     *,
-    cache_dir: str | os.PathLike = "data",
+    cache_dir: str | os.PathLike | None = None,
     sha256: str | None = None,
 ) -> FaceDataset:
-    """The reference lab's training set, from a local file or a URL (downloaded once into ``cache_dir``).
+    """The reference lab's training set, from a local file or a URL (downloaded once into ``cache_dir``,
+    by default the checkout's ``data/`` like the generated benchmark: ``lab_utils.env.data_dir``).
 
     A download only takes the final name after it has passed the optional SHA-256 check and loaded as a
     valid file, so an interrupted or wrong download can never be mistaken for the real file later.
     """
+    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir()
     if sha256 is not None and not _SHA256.fullmatch(sha256):
         raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}.")
     if path_or_url is None:
@@ -55,7 +58,7 @@ def load_reference_training_file(
         )
     source = str(path_or_url)
     if urlsplit(source).scheme.lower() in URL_SCHEMES:
-        return _download_reference_file(source, Path(cache_dir), sha256)
+        return _download_reference_file(source, cache_dir, sha256)
 
     path = Path(source)
     if not path.is_file():

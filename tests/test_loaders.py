@@ -80,6 +80,18 @@ def test_reference_url_downloads_once_into_cache(tmp_path):
     np.testing.assert_array_equal(again.images, rgb)
 
 
+def test_reference_download_defaults_to_the_shared_data_dir(tmp_path, monkeypatch):
+    """Without cache_dir the file lands where the benchmark cache is ($LAB_DATA_DIR here), not in the cwd."""
+    source = tmp_path / "server" / "train_face.h5"
+    source.parent.mkdir()
+    write_reference_file(source)
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "shared-data"))
+    monkeypatch.chdir(tmp_path)
+    loaders.load_reference_training_file(source.as_uri())
+    assert (tmp_path / "shared-data" / "train_face.h5").is_file()
+    assert not (tmp_path / "data").exists()
+
+
 def test_reference_url_with_wrong_hash_leaves_nothing_behind(tmp_path):
     source = tmp_path / "train_face.h5"
     write_reference_file(source)
