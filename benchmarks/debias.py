@@ -24,7 +24,7 @@ import numpy as np
 
 from lab_utils import GROUPS, metrics, plots, synthetic, training
 from lab_utils.config import get_profile
-from lab_utils.experiments import Variant, train_variant
+from lab_utils.experiments import Variant, resampling_summary, train_variant
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,16 +37,6 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
 ]}
 
 
-def darker_share_drawn(train, log: list[dict]) -> list[float]:
-    """Share of darker faces among the faces drawn in each epoch (read from attributes, outside training)."""
-    darker = np.asarray(train.attributes["darker"])[train.face_idx] == 1
-    shares = []
-    for entry in log:
-        counts = np.asarray(entry["drawn_face_counts"], dtype=np.float64)
-        shares.append(float(counts[darker].sum() / max(counts.sum(), 1.0)))
-    return shares
-
-
 def run_one(variant: Variant, train, test, profile, seed: int) -> dict:
     model, record = train_variant(variant, train, profile, seed=seed, verbose=0)
     probs = training.predict_face_probs(model, test.as_float())
@@ -55,8 +45,8 @@ def run_one(variant: Variant, train, test, profile, seed: int) -> dict:
     record["evaluation"] = evaluation.to_dict()
     record["recall_at_fpr"] = metrics.recall_at_fpr(probs, test.labels, test.group, fpr=target_fpr).to_dict()
     record["auc"] = metrics.per_group_auc(probs, test.labels, test.group)
-    record["darker_share_drawn"] = darker_share_drawn(train, record["resampling_log"])
-    record["ess"] = [float(e["diagnostics"]["ess"]) for e in record["resampling_log"] if "diagnostics" in e]
+    drawn = resampling_summary(train, record["resampling_log"])
+    record["darker_share_drawn"], record["ess"] = drawn["shares"], drawn["ess"]
     record.pop("resampling_log")  # per-face counts are large; the shares above summarise them
     return record
 

@@ -67,6 +67,30 @@ def oracle_face_probs(train: FaceDataset, darker_share: float) -> np.ndarray:
     return np.where(darker, darker_share / darker.sum(), (1 - darker_share) / (~darker).sum())
 
 
+def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute: str = "darker") -> dict[str, Any]:
+    """Per epoch of a resampling log: the share of drawn faces with ``attribute`` == 1 and the ESS of the weights
+    in use, plus the attribute's base rate among training faces; what ``plots.plot_resampling`` takes.
+
+    This *reads an attribute*, after training, to measure what the attribute-free resampler did.
+    """
+    from lab_utils.resampling import resampling_diagnostics
+
+    if attribute not in train.attributes:
+        raise ValueError(f"The training set has no {attribute!r} attribute (the embedded benchmark records "
+                         f"{sorted(train.attributes) or 'none'}).")
+    flag = np.asarray(train.attributes[attribute])[train.face_idx] == 1
+    shares, ess = [], []
+    for entry in log:
+        counts = np.asarray(entry["drawn_face_counts"], dtype=np.float64)
+        if counts.shape != flag.shape:
+            raise ValueError(f"Log entry for epoch {entry.get('epoch')} counts {counts.size} faces but the "
+                             f"training set has {flag.size}; pass the dataset the model was trained on.")
+        shares.append(float(counts[flag].sum() / counts.sum()) if counts.sum() else float("nan"))
+        ess.append(resampling_diagnostics(np.asarray(entry["face_probs"], dtype=np.float64))["ess"])
+    return {"epochs": list(range(1, len(log) + 1)), "shares": shares, "ess": ess,
+            "base_rate": float(flag.mean())}
+
+
 def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, seed: int = 0,
                   epochs: int | None = None, verbose: Any = "auto") -> tuple[Any, dict]:
     """Build and train one variant; returns the model and a JSON-safe record (history, resampling log, time)."""

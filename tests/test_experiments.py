@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lab_utils.data import FaceDataset
-from lab_utils.experiments import Variant, oracle_face_probs
+from lab_utils.experiments import Variant, oracle_face_probs, resampling_summary
 
 
 def _dataset(darker):
@@ -37,3 +37,24 @@ def test_variant_validation():
         Variant("x", resample=True, oracle_darker_share=0.5)
     with pytest.raises(ValueError, match="oracle_darker_share"):
         Variant("x", oracle_darker_share=1.5)
+
+
+def test_resampling_summary_shares_ess_and_base_rate():
+    darker = np.r_[np.ones(2), np.zeros(8)]
+    ds = _dataset(darker)
+    uniform = np.full(10, 0.1)
+    tilted = np.where(darker == 1, 0.25, 0.0625)
+    log = [{"epoch": 0, "face_probs": uniform, "drawn_face_counts": np.r_[1, 1, np.full(8, 2)]},
+           {"epoch": 1, "face_probs": tilted, "drawn_face_counts": np.r_[5, 5, np.full(8, 1)]}]
+    s = resampling_summary(ds, log)
+    assert s["epochs"] == [1, 2] and s["base_rate"] == pytest.approx(0.2)
+    assert s["shares"] == pytest.approx([2 / 18, 10 / 18])
+    assert s["ess"] == pytest.approx([10.0, 1 / (2 * 0.25**2 + 8 * 0.0625**2)])
+
+
+def test_resampling_summary_rejects_a_log_from_another_dataset():
+    ds = _dataset(np.r_[np.ones(2), np.zeros(8)])
+    with pytest.raises(ValueError, match="counts 3 faces but the training set has 10"):
+        resampling_summary(ds, [{"epoch": 0, "face_probs": np.full(3, 1 / 3), "drawn_face_counts": np.ones(3)}])
+    with pytest.raises(ValueError, match="no 'hat' attribute"):
+        resampling_summary(ds, [], attribute="hat")
