@@ -25,6 +25,7 @@ import numpy as np
 from lab_utils import GROUPS, metrics, plots, synthetic, training
 from lab_utils.config import get_profile
 from lab_utils.experiments import Variant, resampling_summary, train_variant
+from lab_utils.files import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -152,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(summary, meta)
-    _write(args.out / f"{args.name}.md", table)
-    _write(args.out / f"{args.name}.json", json.dumps({"meta": meta, "summary": summary, "records": records}, indent=1))
+    write_text_atomic(args.out / f"{args.name}.md", table)
+    write_text_atomic(args.out / f"{args.name}.json", json.dumps({"meta": meta, "summary": summary, "records": records}, indent=1))
     _plots(records, summary, args.out, args.name)
     print("\n" + table)
     return 0
@@ -181,12 +182,6 @@ def _plots(records: dict, summary: dict, out: Path, name: str) -> None:
                "accuracy_err": s["accuracy"]["std"], "gap_err": s["gap_best_worst"]["std"]}
               for v, s in summary.items()]
     plots.save_figure(plots.plot_tradeoff(points), out / f"{name}_tradeoff.png")
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

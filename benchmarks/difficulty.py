@@ -19,7 +19,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from lab_utils import GROUPS, synthetic, training
 from lab_utils.env import data_dir
+from lab_utils.files import write_text_atomic
 from lab_utils.models import build_cnn
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -140,18 +140,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default 5; quick 2)")
@@ -199,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print("--quick: results not written.")
     else:
-        write_atomic(RESULTS / "difficulty.json", json.dumps(report, indent=2) + "\n")
-        write_atomic(RESULTS / "difficulty.md", text)
+        write_text_atomic(RESULTS / "difficulty.json", json.dumps(report, indent=2) + "\n")
+        write_text_atomic(RESULTS / "difficulty.md", text)
         print(f"wrote {RESULTS / 'difficulty.md'} and difficulty.json")
     return 0 if report["criterion"]["passed"] else 1
 

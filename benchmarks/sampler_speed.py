@@ -13,10 +13,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +24,8 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab_utils.data import FaceDataset  # noqa: E402
+from lab_utils.env import machine_info  # noqa: E402
+from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.sampler import FaceBatchSampler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,34 +62,6 @@ def time_training_step(batch_size: int, steps: int, seed: int) -> float:
     for _ in range(3):  # tracing and warm-up
         model.train_on_batch(x, y)
     return median_ms(lambda: model.train_on_batch(x, y), steps)
-
-
-def machine() -> dict:
-    import keras
-    import tensorflow as tf
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-    }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def markdown(report: dict) -> str:
@@ -138,7 +110,7 @@ def main() -> None:
     report = {
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_info(),
         "n_images": args.n_images,
         "sampler_calls": args.sampler_calls,
         "train_steps": args.train_steps,
@@ -147,8 +119,8 @@ def main() -> None:
     }
     text = markdown(report)
     print(text)
-    write_atomic(args.out / "sampler_speed.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(args.out / "sampler_speed.md", text)
+    write_text_atomic(args.out / "sampler_speed.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(args.out / "sampler_speed.md", text)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 
 from lab_utils.data import FaceDataset  # noqa: E402
+from lab_utils.env import machine_info  # noqa: E402
+from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.models import DBVAE, VAE, build_cnn  # noqa: E402
 from lab_utils.resampling import compute_face_probs, encode_faces, histogram_weights  # noqa: E402
 from lab_utils.sampler import FaceBatchSampler  # noqa: E402
@@ -168,33 +168,6 @@ def resampling_row(args: argparse.Namespace) -> dict:
     }
 
 
-def machine() -> dict:
-    import tensorflow as tf
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-    }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def markdown(report: dict) -> str:
     a = report["args"]
     lines = [
@@ -249,7 +222,7 @@ def main() -> None:
     report = {
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": {**machine_info(), "load_average_1min_at_start": round(os.getloadavg()[0], 2)},
         "args": {k: v for k, v in vars(args).items() if k != "out"},
         "target_share": TARGET_SHARE,
         "training": training_rows(args),
@@ -258,8 +231,8 @@ def main() -> None:
     report["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     text = markdown(report)
     print(text)
-    write_atomic(args.out / "throughput.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(args.out / "throughput.md", text)
+    write_text_atomic(args.out / "throughput.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(args.out / "throughput.md", text)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,23 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def machine_info() -> dict:
+    """What a benchmark result must say about where it ran, so numbers from different machines are not mixed."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "gpus": len(gpu_names()),
+    }
+
+
 def gpu_names() -> list[str]:
     import tensorflow as tf
 

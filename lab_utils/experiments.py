@@ -7,6 +7,7 @@ One definition of "the CNN of Lab 1" and "the DB-VAE of Lab 3" keeps Lab 4 (whic
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,12 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
 
 
 def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, seed: int = 0,
-                  epochs: int | None = None, verbose: Any = "auto") -> tuple[Any, dict]:
-    """Build and train one variant; returns the model and a JSON-safe record (history, resampling log, time)."""
+                  epochs: int | None = None, callbacks: Sequence[Any] = (),
+                  verbose: Any = "auto") -> tuple[Any, dict]:
+    """Build and train one variant; returns the model and a record (history, resampling log, time).
+
+    ``callbacks`` (Keras callbacks) run after the variant's own, e.g. to look at the latent space each epoch.
+    """
     from lab_utils import models, training
 
     training.set_seed(seed)
@@ -105,14 +110,14 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
         model = models.build_cnn()
         history = training.train_classifier(
             model, train, epochs=epochs or profile.cnn_epochs, batch_size=profile.batch_size, seed=seed,
-            face_probs=face_probs, verbose=verbose)
+            face_probs=face_probs, callbacks=callbacks, verbose=verbose)
         log: list = []
     else:
         model = models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed)
         history, log = training.train_dbvae(
             model, train, epochs=epochs or profile.dbvae_epochs, batch_size=profile.batch_size, seed=seed,
             resample=variant.resample, rule=variant.rule, alpha=variant.alpha, face_probs=face_probs,
-            verbose=verbose, **variant.extra)
+            callbacks=callbacks, verbose=verbose, **variant.extra)
     record["train_seconds"] = time.perf_counter() - start
     record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     record["resampling_log"] = log

@@ -43,6 +43,7 @@ from pathlib import Path
 from lab_utils.checks import CHECKS_FILE_ENV
 from lab_utils.config import PROFILE_ENV, get_profile
 from lab_utils.env import OUTPUT_ENV
+from lab_utils.files import write_text_atomic
 
 CHECKS_FILE = "checks.jsonl"
 KERNEL_PID_FILE = "kernel.pid"
@@ -70,17 +71,6 @@ class Grade:
 # ------------------------------------------------------------------------------------ in the child process
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def execute_notebook_child(notebook: str, executed: str) -> int:
     """Entry point of the executor process: run every cell, save the executed copy after each one.
 
@@ -99,13 +89,13 @@ def execute_notebook_child(notebook: str, executed: str) -> int:
                 cell.outputs, cell.execution_count = [], None
 
         def save(**_: object) -> None:
-            _write_atomic(Path(executed), nbformat.writes(nb))
+            write_text_atomic(Path(executed), nbformat.writes(nb))
 
         def started(**_: object) -> None:
             provisioner = client.km.provisioner
             pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
             if pgid:
-                _write_atomic(control / KERNEL_PID_FILE, str(pgid))
+                write_text_atomic(control / KERNEL_PID_FILE, str(pgid))
             save()  # an unexecuted copy, so a hang in the first cell can still be located
 
         client = NotebookClient(nb, timeout=None, allow_errors=True, kernel_name="python3",
@@ -258,7 +248,7 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
             status = "ok"
         if executed_dir is not None and executed.exists():
             executed_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(executed_dir / notebook.name, executed.read_text(encoding="utf-8"))
+            write_text_atomic(executed_dir / notebook.name, executed.read_text(encoding="utf-8"))
         return Grade(notebook.stem, " ".join(status.split())[:MAX_STATUS_CHARS], round(runtime, 1),
                      statuses, messages, metrics)
     finally:
@@ -338,7 +328,7 @@ def write_reports(grades: list[Grade], out_dir: Path) -> tuple[Path, Path]:
     writer.writerow(header)
     writer.writerows(rows)
     csv_path, md_path = Path(out_dir) / "grades.csv", Path(out_dir) / "grades.md"
-    _write_atomic(csv_path, buffer.getvalue())
+    write_text_atomic(csv_path, buffer.getvalue())
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -355,7 +345,7 @@ def write_reports(grades: list[Grade], out_dir: Path) -> tuple[Path, Path]:
             lines.append(f"- status: {g.status}")
         lines += [f"- **{name}** ({status}): {g.messages.get(name, '')}" for name, status in failed]
         lines.append("")
-    _write_atomic(md_path, "\n".join(lines).rstrip() + "\n")
+    write_text_atomic(md_path, "\n".join(lines).rstrip() + "\n")
     return csv_path, md_path
 
 

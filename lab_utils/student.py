@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab_utils.files import write_text_atomic
 
 SOLUTION_ONLY_TAG = "solution-only"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -171,17 +171,6 @@ def expected_student_files(labs_dir: Path) -> dict[str, str]:
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build(labs_dir: Path, student_dir: Path | None = None) -> BuildResult:
     """Write every student notebook; remove generated-looking ones whose solution notebook no longer exists.
 
@@ -195,7 +184,7 @@ def build(labs_dir: Path, student_dir: Path | None = None) -> BuildResult:
     for name, text in expected.items():
         path = student_dir / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            _write_atomic(path, text)
+            write_text_atomic(path, text)
             changed.append(path)
         written.append(path)
     removed = [p for p in sorted(student_dir.glob(NOTEBOOK_GLOB)) if p.name not in expected]

@@ -1,0 +1,20 @@
+"""Atomic text writes: the new content or the old, never a torn file or a leftover temporary."""
+
+import pytest
+
+from lab_utils.files import write_text_atomic
+
+
+def test_writes_creates_folders_and_keeps_newlines_as_given(tmp_path):
+    path = write_text_atomic(tmp_path / "a" / "b" / "report.md", "line 1\r\nline 2\n")
+    assert path.read_bytes() == b"line 1\r\nline 2\n"
+    assert [p.name for p in path.parent.iterdir()] == ["report.md"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "grades.csv"
+    path.write_text("old")
+    with pytest.raises(TypeError):
+        write_text_atomic(path, b"bytes are not text")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
