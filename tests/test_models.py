@@ -180,3 +180,24 @@ def test_save_load_errors(tmp_path):
         save_model(build_cnn(width=0.25), tmp_path / "m.h5")
     with pytest.raises(FileNotFoundError, match="No model file"):
         load_model(tmp_path / "missing.keras")
+
+
+@pytest.mark.parametrize("cls", [VAE, DBVAE])
+def test_trains_under_mixed_precision(cls):
+    """The optional GPU speed-up: under mixed_float16 compile() wraps Adam in a LossScaleOptimizer, and the custom
+    train_steps (float16 activations, float32 losses and variables) still train with finite losses."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = cls(latent_dim=3, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        rng = np.random.default_rng(0)
+        x = rng.random((8, 64, 64, 3), dtype=np.float32)
+        y = np.r_[np.ones(4), np.zeros(4)].astype(np.float32)
+        before = [w.numpy().copy() for w in model.trainable_weights]
+        history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+        assert all(np.isfinite(v).all() for v in history.history.values())
+        assert all(w.dtype == "float32" for w in model.trainable_weights)
+        assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
