@@ -4,13 +4,14 @@
     python -m lab_utils.run_labs --profile smoke # seconds per notebook
     python -m lab_utils.run_labs --only 1 4      # a subset, by number
 
-Executed copies, figures and the per-group summary land in ``outputs/`` (git-ignored). A failing cell stops the
-run with a non-zero exit that names the notebook and the cell.
+Executed copies, their figures as PNG files and the per-group summary land in ``outputs/`` (git-ignored). A failing
+cell stops the run with a non-zero exit that names the notebook and the cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from lab_utils.config import PROFILE_ENV, get_profile
 from lab_utils.env import OUTPUT_ENV, output_dir, project_root
+from lab_utils.files import write_text_atomic
 
 SUMMARY_FILE = "fairness_summary.md"
 
@@ -64,11 +66,28 @@ def execute_notebook(path: Path, out_path: Path, *, cell_timeout: int | None = N
                         f"{err.ename}: {err.evalue}\nSee the executed copy {out_path} for the full traceback."
                     ) from None
     finally:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_suffix(".tmp")
-        nbformat.write(nb, tmp)
-        os.replace(tmp, out_path)
+        write_text_atomic(out_path, nbformat.writes(nb))
     return time.perf_counter() - start
+
+
+def export_figures(notebook_path: Path, folder: Path) -> list[Path]:
+    """Every PNG an executed notebook displayed, as ``<notebook>_cell<N>_<k>.png`` (N counts code cells from 1),
+    so the figures of a run can be looked at, diffed or put in a report without opening the notebook."""
+    import nbformat
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    written = []
+    code_cells = (c for c in nb.cells if c.cell_type == "code")
+    for n, cell in enumerate(code_cells, start=1):
+        images = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        for k, encoded in enumerate(images, start=1):
+            path = folder / f"{notebook_path.stem}_cell{n:02d}_{k}.png"
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(base64.b64decode(encoded))
+            os.replace(tmp, path)
+            written.append(path)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         except NotebookFailed as err:
             print(f"\nFAILED {err}", file=sys.stderr)
             return 1
-        print(f"  {path.name}: {timings[path.name]:.0f} s")
+        figures = export_figures(run_dir / path.name, run_dir / "figures")
+        print(f"  {path.name}: {timings[path.name]:.0f} s, {len(figures)} figure(s)")
 
     lines = [f"# Lab run, profile '{profile.name}'", "", "| notebook | seconds |", "|---|---:|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
@@ -101,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary.exists():
         lines += ["", summary.read_text()]
     report = "\n".join(lines) + "\n"
-    (run_dir / "run_summary.md").write_text(report)
-    (run_dir / "timings.json").write_text(json.dumps({"profile": profile.name, "seconds": timings}, indent=2))
+    write_text_atomic(run_dir / "run_summary.md", report)
+    write_text_atomic(run_dir / "timings.json", json.dumps({"profile": profile.name, "seconds": timings}, indent=2))
     print("\n" + report)
     return 0
 

@@ -1,5 +1,7 @@
 """The main-job runner: finds the notebooks in order and names the cell that failed."""
 
+import base64
+
 import nbformat
 import pytest
 
@@ -41,3 +43,19 @@ def test_execute_notebook_writes_copy_and_names_failing_cell(tmp_path):
         run_labs.execute_notebook(bad, out_bad)
     assert out_bad.exists()  # the partial copy with the traceback is kept for the user
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_export_figures_writes_every_png_by_notebook_and_cell(tmp_path):
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
+    nb = nbformat.v4.new_notebook()
+    figure = nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(png).decode(),
+                                                          "text/plain": "<Figure>"})
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), nbformat.v4.new_code_cell("print(1)"),
+                nbformat.v4.new_code_cell("plot()", outputs=[figure, figure])]
+    path = tmp_path / "03_dbvae.ipynb"
+    nbformat.write(nb, path)
+    written = run_labs.export_figures(path, tmp_path / "figures")
+    assert [p.name for p in written] == ["03_dbvae_cell02_1.png", "03_dbvae_cell02_2.png"]
+    assert all(p.read_bytes() == png for p in written)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [p.name for p in written]
