@@ -20,6 +20,11 @@ from lab_utils.models import DBVAE, VAE
 from lab_utils.resampling import PROGRESS_MIN_IMAGES, check_weight_options, compute_face_probs
 from lab_utils.sampler import FaceBatchSampler
 
+LOW_ESS_FRACTION = 0.01
+"""Warn when the resampling weights are worth fewer than this share of the training faces: on the ``cpu``
+benchmark the paper's product rule at alpha 1e-3 drew from an ESS of a few faces and the DB-VAE's recall fell
+to about zero in every group (benchmarks/results/debias.md)."""
+
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
 still hold more than exp(-3) ~ 5% of the untrained initial weights."""
@@ -183,7 +188,19 @@ class ResamplingCallback(keras.callbacks.Callback):
             probs, self._diagnostics = compute_face_probs(self.model, self.sampler.dataset,
                                                           batch_size=self.batch_size, **self.weight_options)
             self.sampler.set_face_probs(probs)
+            self._warn_if_concentrated(epoch)
         self.sampler.reset_counts()
+
+    def _warn_if_concentrated(self, epoch: int) -> None:
+        ess, n = self._diagnostics["ess"], self._diagnostics["n_faces"]
+        if ess < LOW_ESS_FRACTION * n:
+            options = self.weight_options
+            warnings.warn(
+                f"Epoch {epoch}: the resampling weights are worth only {ess:.1f} of {n:.0f} faces (effective "
+                f"sample size), so the detector sees the same few faces over and over (rule={options['rule']!r}, "
+                f"alpha={options['alpha']:g}). Raise alpha, histogram fewer dims, or use rule='max'.",
+                RuntimeWarning, stacklevel=2,
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.log.append({

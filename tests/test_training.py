@@ -3,13 +3,17 @@ model holds EMA weights after fit, resampling is logged per epoch, and seeds mak
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 
+from lab_utils import training as training_module
 from lab_utils.data import FaceDataset
 from lab_utils.losses import reconstruction_loss
 from lab_utils.models import DBVAE, VAE, build_cnn
+from lab_utils.resampling import resampling_diagnostics
 from lab_utils.sampler import FaceBatchSampler
 from lab_utils.training import (
     ResamplingCallback,
@@ -158,6 +162,24 @@ def test_uniform_control_and_delayed_start(train):
     assert delayed.log[0]["diagnostics"] is None and delayed.log[1]["diagnostics"]["ess"] > 1
     assert not np.allclose(delayed.log[1]["face_probs"], delayed.log[0]["face_probs"])
     np.testing.assert_array_equal(delayed.log[2]["face_probs"], delayed.log[1]["face_probs"])
+
+
+def test_concentrated_weights_warn(monkeypatch):
+    train = synthetic(300, 20, seed=2)  # enough faces that one face is under 1% of them
+    n = len(train.face_idx)
+    one_face = np.r_[1.0, np.zeros(n - 1)]
+    monkeypatch.setattr(training_module, "compute_face_probs",
+                        lambda *a, **k: (one_face, resampling_diagnostics(one_face)))
+    sampler = FaceBatchSampler(train, BATCH)
+    with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='product'"):
+        run_callback_epochs(ResamplingCallback(sampler), sampler, 2)
+
+    healthy = np.full(n, 1.0 / n)
+    monkeypatch.setattr(training_module, "compute_face_probs",
+                        lambda *a, **k: (healthy, resampling_diagnostics(healthy)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_callback_epochs(ResamplingCallback(sampler), sampler, 2)
 
 
 def test_dbvae_with_fixed_face_probs(train):
