@@ -2,6 +2,7 @@
 
     python benchmarks/debias.py                       # cpu profile, 3 seeds, the default variants
     python benchmarks/debias.py --seeds 5 --variants cnn dbvae_uniform dbvae_product_a0.001
+    python benchmarks/debias.py --from-json benchmarks/results/debias.json --name debias   # redraw, no training
 
 Trains and evaluates, per seed, the baseline CNN, the DB-VAE without resampling (the VAE loss alone), the DB-VAE
 with adaptive resampling for several alpha and both combination rules, and a label-aware oracle that draws
@@ -76,15 +77,45 @@ def scalar_view(record: dict) -> dict:
     return view
 
 
-def fmt(s: dict, key: str, scale: float = 100.0, digits: int = 1) -> str:
+PAIRED_REFERENCES = ("cnn", "dbvae_uniform")
+PAIRED_FIELDS = {"gap_lighter_darker": "lighter - darker gap", "darker_recall": "darker recall (DF, DM mean)",
+                 "fpr": "FPR", "accuracy": "accuracy"}
+
+
+def paired_differences(records: dict[str, list[dict]], reference: str) -> dict[str, dict]:
+    """Per variant: mean and t-interval of (variant - reference) within each seed, plus per-seed values.
+
+    A seed fixes the data (train and test split) and the initialisation, and how hard a seed's data is moves
+    every model alike, so within-seed differences measure what a method changes far more precisely than the
+    across-seed intervals of the main table.
+    """
+    def view(record: dict) -> dict:
+        v = scalar_view(record)
+        return {"gap_lighter_darker": v["gap_lighter_darker"], "darker_recall": (v["recall_DF"] + v["recall_DM"]) / 2,
+                "fpr": v["fpr"], "accuracy": v["accuracy"]}
+
+    ref = {r["seed"]: view(r) for r in records.get(reference, [])}
+    out = {}
+    for name, recs in records.items():
+        pairs = [(view(r), ref[r["seed"]]) for r in recs if r["seed"] in ref]
+        if name == reference or len(pairs) < 2:
+            continue
+        diffs = [{k: a[k] - b[k] for k in PAIRED_FIELDS} for a, b in pairs]
+        out[name] = {"summary": metrics.summarize_seeds(diffs),
+                     "per_seed_gap": [d["gap_lighter_darker"] for d in diffs]}
+    return out
+
+
+def fmt(s: dict, key: str, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
     m = s[key]
     if np.isnan(m["mean"]):
         return "-"
     half = (m["ci_high"] - m["mean"]) * scale
-    return f"{m['mean'] * scale:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{m['mean'] * scale:.{digits}f}"
+    mean = f"{m['mean'] * scale:{'+' if signed else ''}.{digits}f}"
+    return f"{mean} ± {half:.{digits}f}" if np.isfinite(half) else mean
 
 
-def markdown(summary: dict, meta: dict) -> str:
+def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
     lines = [
         "# Debiasing benchmark (multi-seed)", "",
         f"Command: `{meta['command']}`  ",
@@ -107,7 +138,53 @@ def markdown(summary: dict, meta: dict) -> str:
             fmt(s, "accuracy"), fmt(s, "darker_share_drawn"), fmt(s, "ess_last_epoch", 1.0, 0),
             fmt(s, "train_seconds", 1.0, 0)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for reference, diffs in paired.items():
+        if not diffs:
+            continue
+        lines += ["", f"Paired by seed, variant minus `{reference}` (same data and seed; mean ± half-width of the 95% "
+                  "t-interval of the per-seed differences, in points; negative gap = fairer):", "",
+                  "| variant | " + " | ".join(f"Δ {label}" for label in PAIRED_FIELDS.values())
+                  + " | Δ gap per seed |", "|---|" + "---:|" * (len(PAIRED_FIELDS) + 1)]
+        for name, d in diffs.items():
+            cells = [fmt(d["summary"], key, 100.0, 2 if key == "fpr" else 1, signed=True) for key in PAIRED_FIELDS]
+            per_seed = ", ".join(f"{100 * g:+.1f}" for g in d["per_seed_gap"])
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {per_seed} |")
     return "\n".join(lines) + "\n"
+
+
+def report(records: dict[str, list[dict]], meta: dict, out: Path, name: str) -> str:
+    """Summarise, write ``<name>.md``/``.json`` and the plots; returns the Markdown."""
+    summary = {v: metrics.summarize_seeds([scalar_view(r) for r in recs]) for v, recs in records.items()}
+    paired = {ref: paired_differences(records, ref) for ref in PAIRED_REFERENCES if ref in records}
+    table = markdown(summary, paired, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / f"{name}.md", table)
+    write_text_atomic(out / f"{name}.json", json.dumps({"meta": meta, "summary": summary, "paired": paired,
+                                                        "records": records}, indent=1))
+    _plots(summary, meta, out, name)
+    return table
+
+
+def merge_runs(paths: list[Path]) -> tuple[dict[str, list[dict]], dict]:
+    """Records and metadata of earlier runs (same profile and seeds), e.g. to compare a later run's variants
+    with an earlier run's CNN without training it again."""
+    records: dict[str, list[dict]] = {}
+    metas = []
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such results file (written by an earlier run of this script).")
+        data = json.loads(path.read_text())
+        metas.append(data["meta"])
+        for variant, recs in data["records"].items():
+            if variant in records:
+                raise ValueError(f"{path}: variant {variant!r} appears in more than one file; merge distinct runs.")
+            records[variant] = recs
+    if len({(m["profile"], tuple(m["seeds"])) for m in metas}) > 1:
+        raise ValueError("The files come from different profiles or seeds; only runs on the same data can be merged.")
+    meta = {**metas[0], "command": " ; ".join(m["command"] for m in metas),
+            "total_minutes": sum(m["total_minutes"] for m in metas),
+            "variants": {k: v for m in metas for k, v in m["variants"].items()}}
+    return records, meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"any of {list(VARIANTS)} (default: {' '.join(DEFAULT_VARIANTS)})")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="debias", help="basename of the result files")
+    parser.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
+                        help="train nothing: redraw tables and plots from earlier runs' JSON (merged when several)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        records, meta = merge_runs(args.from_json)
+        print(report(records, meta, args.out, args.name))
+        return 0
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
@@ -139,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"DF {100 * v['recall_DF']:.1f} DM {100 * v['recall_DM']:.1f}, FPR {100 * v['fpr']:.2f}%, "
                   f"darker drawn {100 * v['darker_share_drawn']:.1f}% ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    summary = {name: metrics.summarize_seeds([scalar_view(r) for r in recs]) for name, recs in records.items()}
     meta = {
         "command": "python benchmarks/debias.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "profile": profile.name,
@@ -151,16 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         "target_fpr": 0.01 if profile.n_test_nonfaces >= 500 else 0.05,
         "variants": {n: VARIANTS[n].as_dict() for n in args.variants},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    table = markdown(summary, meta)
-    write_text_atomic(args.out / f"{args.name}.md", table)
-    write_text_atomic(args.out / f"{args.name}.json", json.dumps({"meta": meta, "summary": summary, "records": records}, indent=1))
-    _plots(records, summary, args.out, args.name)
-    print("\n" + table)
+    print("\n" + report(records, meta, args.out, args.name))
     return 0
 
 
-def _plots(records: dict, summary: dict, out: Path, name: str) -> None:
+def _plots(summary: dict, meta: dict, out: Path, name: str) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(max(6, 1.2 * len(summary) + 3), 4), layout="constrained")
@@ -175,12 +252,18 @@ def _plots(records: dict, summary: dict, out: Path, name: str) -> None:
     ax.set_xticks(x, GROUPS)
     ax.set_ylabel("recall (%), mean ± 95% CI over seeds")
     ax.set_title("Detection rate per group")
-    ax.legend(fontsize=7, ncols=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     plots.save_figure(fig, out / f"{name}_group_recall.png")
 
-    points = [{"label": v, "accuracy": s["accuracy"]["mean"], "gap": s["gap_best_worst"]["mean"],
-               "accuracy_err": s["accuracy"]["std"], "gap_err": s["gap_best_worst"]["std"]}
-              for v, s in summary.items()]
+    def point(v: str, s: dict) -> dict:
+        variant = meta["variants"].get(v, {})
+        series = f"{variant['rule']} rule, KL {variant['kl_weight']:g}" if variant.get("resample") else None
+        return {"label": v, "accuracy": s["accuracy"]["mean"], "gap": s["gap_best_worst"]["mean"],
+                "accuracy_err": s["accuracy"]["std"], "gap_err": s["gap_best_worst"]["std"], "series": series,
+                "alpha": variant.get("alpha", 0.0)}
+
+    # Resampled variants sorted by alpha within each rule, so each rule's points form a curve across alpha.
+    points = sorted((point(v, s) for v, s in summary.items()), key=lambda p: (p["series"] or "", p["alpha"]))
     plots.save_figure(plots.plot_tradeoff(points), out / f"{name}_tradeoff.png")
 
 

@@ -114,12 +114,19 @@ def plot_score_distributions(probs: Any, labels: Any, groups: Any, *, threshold:
     return fig
 
 
+OFF_SCALE_POINTS = 20.0
+"""A point whose accuracy is this many percentage points below the median of the others is drawn as a marker on
+the lower edge with its value written next to it, so one collapsed run does not squash every other point."""
+
+
 def plot_tradeoff(points: Sequence[Mapping[str, Any]]) -> Figure:
-    """Accuracy against best-minus-worst recall gap, one labelled point per setting (e.g. per alpha).
+    """Accuracy against best-minus-worst recall gap, one point per setting, named in the legend.
 
     Each point is a mapping with ``label``, ``accuracy`` and ``gap`` (fractions, as the metrics return them;
-    drawn in percent) and optionally ``accuracy_err`` / ``gap_err`` (symmetric half-widths, e.g. the std
-    across seeds), so a fairness gain that costs accuracy, or sits inside the noise, is visible at a glance.
+    drawn in percent), optionally ``accuracy_err`` / ``gap_err`` (symmetric half-widths, e.g. the std across
+    seeds) and ``series``: points of one series (e.g. one resampling rule across alpha) are joined by a line in
+    the order given, which draws the trade-off curve. A fairness gain that costs accuracy, or sits inside the
+    noise, is visible at a glance.
     """
     if not points:
         raise ValueError("plot_tradeoff needs at least one point ({'label', 'accuracy', 'gap'}).")
@@ -131,17 +138,40 @@ def plot_tradeoff(points: Sequence[Mapping[str, Any]]) -> Figure:
     def column(key: str) -> np.ndarray:
         return 100 * np.array([float(pt.get(key) if pt.get(key) is not None else np.nan) for pt in points])
 
-    fig = plt.figure(figsize=(6, 4.5), layout="constrained")
-    ax = fig.add_subplot()
     gap, acc = column("gap"), column("accuracy")
-    xerr, yerr = column("gap_err"), column("accuracy_err")
-    ax.errorbar(gap, acc, xerr=None if np.isnan(xerr).all() else xerr, yerr=None if np.isnan(yerr).all() else yerr,
-                fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[0], capsize=3)
-    for pt, x, y in zip(points, gap, acc):
-        ax.annotate(str(pt["label"]), (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
+    gap_err, acc_err = column("gap_err"), column("accuracy_err")
+    off = acc < np.nanmedian(acc) - OFF_SCALE_POINTS
+    fig = plt.figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    series: dict[str, list[int]] = {}
+    for i, pt in enumerate(points):
+        if pt.get("series") is not None:
+            series.setdefault(str(pt["series"]), []).append(i)
+    for members in series.values():
+        on = [i for i in members if not off[i]]
+        ax.plot(gap[on], acc[on], color=NONFACE_COLOR, linewidth=1, zorder=1)
+    markers = "osD^vP*X"
+    bottom = np.nanmin(np.where(off, np.nan, acc - np.nan_to_num(acc_err))) - 1.0 if (~off).any() else 0.0
+    handles, labels = [], []
+    for i, pt in enumerate(points):
+        color, marker = OKABE_ITO[i % len(OKABE_ITO)], markers[i % len(markers)]
+        if off[i]:
+            (handle,) = ax.plot(gap[i], bottom, marker="v", color=color, linestyle="none")
+            ax.annotate(f"{acc[i]:.1f}%", (gap[i], bottom), textcoords="offset points", xytext=(6, 3),
+                        fontsize="small", color=color)
+            labels.append(f"{pt['label']} (off scale: accuracy {acc[i]:.1f}%)")
+        else:
+            handle = ax.errorbar(gap[i], acc[i], xerr=None if np.isnan(gap_err[i]) else gap_err[i],
+                                 yerr=None if np.isnan(acc_err[i]) else acc_err[i], fmt=marker, color=color,
+                                 capsize=3)
+            labels.append(str(pt["label"]))
+        handles.append(handle)
+    if off.any():
+        ax.set_ylim(bottom - 0.5, None)
     ax.set_xlabel("recall gap, best - worst group (percentage points; lower is fairer)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Accuracy vs. fairness gap")
+    ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
     return fig
 
 

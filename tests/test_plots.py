@@ -88,17 +88,31 @@ def test_score_distributions_one_histogram_per_group_plus_nonfaces_and_threshold
     assert sum(isinstance(p, StepPatch) for p in fig.axes[0].patches) == 4
 
 
-def test_tradeoff_points_labels_and_errors():
-    points = [{"label": "alpha 0", "accuracy": 0.90, "gap": 0.20, "accuracy_err": 0.01, "gap_err": 0.04},
-              {"label": "alpha 0.5", "accuracy": 0.88, "gap": 0.10, "accuracy_err": 0.01, "gap_err": 0.02},
-              {"label": "alpha 1", "accuracy": 0.85, "gap": 0.05, "accuracy_err": 0.02, "gap_err": 0.02}]
+def test_tradeoff_points_labels_series_and_errors():
+    points = [{"label": "alpha 0", "accuracy": 0.90, "gap": 0.20, "accuracy_err": 0.01, "gap_err": 0.04,
+               "series": "max"},
+              {"label": "alpha 0.5", "accuracy": 0.88, "gap": 0.10, "accuracy_err": 0.01, "gap_err": 0.02,
+               "series": "max"},
+              {"label": "alpha 1", "accuracy": 0.85, "gap": 0.05, "accuracy_err": 0.02, "gap_err": 0.02,
+               "series": "max"},
+              {"label": "cnn", "accuracy": 0.89, "gap": 0.15}]
     ax = plot_tradeoff(points).axes[0]
-    assert [t.get_text() for t in ax.texts] == ["alpha 0", "alpha 0.5", "alpha 1"]
-    (marker_line,) = [ln for ln in ax.lines if ln.get_marker() == "o"]
-    assert list(marker_line.get_xdata()) == pytest.approx([20, 10, 5])
-    assert plot_tradeoff([{"label": "x", "accuracy": 0.9, "gap": 0.1}]).axes[0].texts[0].get_text() == "x"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["alpha 0", "alpha 0.5", "alpha 1", "cnn"]
+    (curve,) = [ln for ln in ax.lines if ln.get_marker() in ("None", "", None)]
+    assert list(curve.get_xdata()) == pytest.approx([20, 10, 5])  # the series, joined in the order given
+    assert list(curve.get_ydata()) == pytest.approx([90, 88, 85])
     with pytest.raises(ValueError, match="gap"):
         plot_tradeoff([{"label": "x", "accuracy": 0.9}])
+
+
+def test_tradeoff_draws_a_collapsed_run_off_scale_with_its_value():
+    points = [{"label": "a", "accuracy": 0.96, "gap": 0.14}, {"label": "b", "accuracy": 0.95, "gap": 0.12},
+              {"label": "collapsed", "accuracy": 0.51, "gap": 0.02}]
+    ax = plot_tradeoff(points).axes[0]
+    assert ax.get_ylim()[0] > 90  # the two healthy runs keep a readable scale
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[2] == "collapsed (off scale: accuracy 51.0%)"
+    assert [t.get_text() for t in ax.texts] == ["51.0%"]
 
 
 def test_history_lines_and_key_choice():
