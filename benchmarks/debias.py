@@ -190,7 +190,9 @@ def merge_runs(paths: list[Path]) -> tuple[dict[str, list[dict]], dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (each its own data and initialisation)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run from here on, e.g. fresh seeds to confirm a setting chosen on seeds 0-2")
     parser.add_argument("--variants", nargs="*", default=DEFAULT_VARIANTS,
                         help=f"any of {list(VARIANTS)} (default: {' '.join(DEFAULT_VARIANTS)})")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -205,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be at least 1 and --first-seed at least 0")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     profile = get_profile(args.profile)
 
     start = time.perf_counter()
     records: dict[str, list[dict]] = {v: [] for v in args.variants}
-    for seed in range(args.seeds):
+    for seed in seeds:
         train, test = synthetic.load_benchmark(synthetic.config_from_profile(profile, seed=seed), progress=False)
         for name in args.variants:
             t0 = time.perf_counter()
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": profile.name,
         "sizes": f"{profile.n_train_faces}+{profile.n_train_nonfaces} train, {profile.n_test_per_group}/group + "
                  f"{profile.n_test_nonfaces} non-faces test, epochs cnn {profile.cnn_epochs} / dbvae {profile.dbvae_epochs}",
-        "seeds": list(range(args.seeds)),
+        "seeds": seeds,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
         "total_minutes": (time.perf_counter() - start) / 60,
         "target_fpr": 0.01 if profile.n_test_nonfaces >= 500 else 0.05,
