@@ -27,17 +27,20 @@ from lab_utils import GROUPS, metrics, plots, synthetic, training
 from lab_utils.config import get_profile
 from lab_utils.experiments import Variant, resampling_summary, train_variant
 from lab_utils.files import write_text_atomic
+from lab_utils.models import LAB_KL_WEIGHT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+LAB_KL = LAB_KL_WEIGHT  # the reference lab's 5e-4; pinned here so the committed results stay reproducible
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("cnn", kind="cnn"),
-    Variant("dbvae_uniform", resample=False),
-    *[Variant(f"dbvae_product_a{a:g}", resample=True, rule="product", alpha=a) for a in (1e-3, 1.0)],
-    *[Variant(f"dbvae_max_a{a:g}", resample=True, rule="max", alpha=a) for a in (1e-3, 1e-1)],
-    Variant("oracle_dbvae_50pct", oracle_darker_share=0.5),
+    Variant("dbvae_uniform", resample=False, kl_weight=LAB_KL),
+    *[Variant(f"dbvae_product_a{a:g}", resample=True, rule="product", alpha=a, kl_weight=LAB_KL) for a in (1e-3, 1.0)],
+    *[Variant(f"dbvae_max_a{a:g}", resample=True, rule="max", alpha=a, kl_weight=LAB_KL) for a in (1e-3, 1e-1)],
+    Variant("oracle_dbvae_50pct", oracle_darker_share=0.5, kl_weight=LAB_KL),
     # A stronger KL term (100x the lab's), where the latent means shrink and the max rule's weights move
-    # further from uniform (see benchmarks/results/latent_diagnostics.md).
+    # further from uniform (see benchmarks/results/latent_diagnostics.md). The labs' default DB-VAE is
+    # dbvae_max_a0.001_kl0.05 (lab_utils.experiments.LAB_VARIANTS).
     Variant("dbvae_uniform_kl0.05", resample=False, kl_weight=0.05),
     *[Variant(f"dbvae_max_a{a:g}_kl0.05", resample=True, rule="max", alpha=a, kl_weight=0.05) for a in (1e-3, 1e-2)],
     Variant("oracle_dbvae_50pct_kl0.05", oracle_darker_share=0.5, kl_weight=0.05),
@@ -77,7 +80,7 @@ def scalar_view(record: dict) -> dict:
     return view
 
 
-PAIRED_REFERENCES = ("cnn", "dbvae_uniform")
+PAIRED_REFERENCES = ("cnn", "dbvae_uniform", "dbvae_uniform_kl0.05")
 PAIRED_FIELDS = {"gap_lighter_darker": "lighter - darker gap", "darker_recall": "darker recall (DF, DM mean)",
                  "fpr": "FPR", "accuracy": "accuracy"}
 
@@ -126,10 +129,10 @@ def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
         f"giving {meta['target_fpr']:.0%} FPR per model. 'darker drawn' = share of darker-skinned faces among the faces "
         "drawn in the last epoch (base rate = the training split's share); ESS = effective number of faces "
         "(1 / sum p²) of the last epoch's sampling weights, out of the training split's faces.", "",
-        "| variant | " + " | ".join(f"{g} recall" for g in GROUPS)
+        "| variant | seeds | " + " | ".join(f"{g} recall" for g in GROUPS)
         + " | lighter - darker | best - worst | gap @ matched FPR | E[A] | Var[A] | FPR | accuracy | darker drawn | ESS"
         " | train s |",
-        "|---|" + "---:|" * (len(GROUPS) + 11),
+        "|---|" + "---:|" * (len(GROUPS) + 12),
     ]
     for name, s in summary.items():
         cells = [fmt(s, f"recall_{g}") for g in GROUPS] + [
@@ -137,7 +140,7 @@ def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
             fmt(s, "expected_accuracy"), fmt(s, "var_accuracy_pct2", 1.0), fmt(s, "fpr", 100.0, 2),
             fmt(s, "accuracy"), fmt(s, "darker_share_drawn"), fmt(s, "ess_last_epoch", 1.0, 0),
             fmt(s, "train_seconds", 1.0, 0)]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {s['train_seconds']['n']} | " + " | ".join(cells) + " |")
     for reference, diffs in paired.items():
         if not diffs:
             continue
@@ -166,8 +169,8 @@ def report(records: dict[str, list[dict]], meta: dict, out: Path, name: str) -> 
 
 
 def merge_runs(paths: list[Path]) -> tuple[dict[str, list[dict]], dict]:
-    """Records and metadata of earlier runs (same profile and seeds), e.g. to compare a later run's variants
-    with an earlier run's CNN without training it again."""
+    """Records and metadata of earlier runs on the same profile, e.g. a later run's variants next to an earlier
+    run's CNN, or the same variant over more seeds. A variant may appear in several files only on distinct seeds."""
     records: dict[str, list[dict]] = {}
     metas = []
     for path in paths:
@@ -176,12 +179,15 @@ def merge_runs(paths: list[Path]) -> tuple[dict[str, list[dict]], dict]:
         data = json.loads(path.read_text())
         metas.append(data["meta"])
         for variant, recs in data["records"].items():
-            if variant in records:
-                raise ValueError(f"{path}: variant {variant!r} appears in more than one file; merge distinct runs.")
-            records[variant] = recs
-    if len({(m["profile"], tuple(m["seeds"])) for m in metas}) > 1:
-        raise ValueError("The files come from different profiles or seeds; only runs on the same data can be merged.")
+            seen = {r["seed"] for r in records.get(variant, [])}
+            if seen & {r["seed"] for r in recs}:
+                raise ValueError(f"{path}: variant {variant!r} has seed(s) {sorted(seen & {r['seed'] for r in recs})} "
+                                 "in another file too; merge runs on distinct seeds or of distinct variants.")
+            records[variant] = sorted(records.get(variant, []) + recs, key=lambda r: r["seed"])
+    if len({m["profile"] for m in metas}) > 1:
+        raise ValueError("The files come from different profiles; only runs on the same scale can be merged.")
     meta = {**metas[0], "command": " ; ".join(m["command"] for m in metas),
+            "seeds": sorted({s for m in metas for s in m["seeds"]}),
             "total_minutes": sum(m["total_minutes"] for m in metas),
             "variants": {k: v for m in metas for k, v in m["variants"].items()}}
     return records, meta
