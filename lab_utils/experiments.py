@@ -19,7 +19,7 @@ from lab_utils.data import FaceDataset
 
 DEFAULT_RULE = "max"
 """The reference lab's rule. The paper's product over 32 latent dimensions at alpha 1e-3 drew from an ESS of
-1-4 faces and the DB-VAE's recall fell to 0-2% in every group, in all 3 seeds (benchmarks/results/debias.md)."""
+1-3 faces and the DB-VAE's recall fell to 0-4% in every group, in all 3 seeds (benchmarks/results/debias.md)."""
 DEFAULT_ALPHA = 1e-3
 DEFAULT_KL_WEIGHT = 0.05
 """100x the reference lab's 5e-4 (``models.LAB_KL_WEIGHT``, the models' own default). With the max rule it lowered
