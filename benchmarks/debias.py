@@ -50,8 +50,8 @@ DEFAULT_VARIANTS = ["cnn", "dbvae_uniform", "dbvae_product_a0.001", "dbvae_produ
 """What the runner trains unless told otherwise: every model the issue asks for, in about 45 min on 2 cores."""
 
 
-def run_one(variant: Variant, train, test, profile, seed: int) -> dict:
-    model, record = train_variant(variant, train, profile, seed=seed, verbose=0)
+def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | None = None) -> dict:
+    model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0)
     probs = training.predict_face_probs(model, test.as_float())
     evaluation = metrics.evaluate_detector(probs, test.labels, test.group, seed=seed)
     target_fpr = 0.01 if len(test.nonface_idx) >= 500 else 0.05
@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds run from here on, e.g. fresh seeds to confirm a setting chosen on seeds 0-2")
     parser.add_argument("--variants", nargs="*", default=DEFAULT_VARIANTS,
                         help=f"any of {list(VARIANTS)} (default: {' '.join(DEFAULT_VARIANTS)})")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train every variant this many epochs (default: the profile's, equal for all models)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="debias", help="basename of the result files")
     parser.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     if args.seeds < 1 or args.first_seed < 0:
         parser.error("--seeds must be at least 1 and --first-seed at least 0")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     profile = get_profile(args.profile)
 
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         train, test = synthetic.load_benchmark(synthetic.config_from_profile(profile, seed=seed), progress=False)
         for name in args.variants:
             t0 = time.perf_counter()
-            rec = run_one(VARIANTS[name], train, test, profile, seed)
+            rec = run_one(VARIANTS[name], train, test, profile, seed, args.epochs)
             records[name].append(rec)
             v = scalar_view(rec)
             print(f"seed {seed} {name:>22}: lighter-darker {100 * v['gap_lighter_darker']:+5.1f} pts, "
@@ -235,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/debias.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "profile": profile.name,
         "sizes": f"{profile.n_train_faces}+{profile.n_train_nonfaces} train, {profile.n_test_per_group}/group + "
-                 f"{profile.n_test_nonfaces} non-faces test, epochs cnn {profile.cnn_epochs} / dbvae {profile.dbvae_epochs}",
+                 f"{profile.n_test_nonfaces} non-faces test, epochs "
+                 + (f"{args.epochs} for every model" if args.epochs else
+                    f"cnn {profile.cnn_epochs} / dbvae {profile.dbvae_epochs}"),
         "seeds": seeds,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
         "total_minutes": (time.perf_counter() - start) / 60,
