@@ -126,8 +126,8 @@ def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
         f"total {meta['total_minutes']:.1f} min.", "",
         "Mean ± half-width of the 95% t-interval across seeds (n-1 dof). Recall, gaps, FPR and accuracy in %, "
         "Var[A] in %² (ddof=0 across the four groups), gap at matched FPR = lighter - darker recall at the threshold "
-        f"giving {meta['target_fpr']:.0%} FPR per model. 'darker drawn' = share of darker-skinned faces among the faces "
-        "drawn in the last epoch (base rate = the training split's share); ESS = effective number of faces "
+        f"giving {meta['target_fpr']:.0%} FPR per model. 'darker drawn' = share of darker-skinned faces among the "
+        "faces drawn in the last epoch (base rate = the training split's share); ESS = effective number of faces "
         "(1 / sum p²) of the last epoch's sampling weights, out of the training split's faces.", "",
         "| variant | seeds | " + " | ".join(f"{g} recall" for g in GROUPS)
         + " | lighter - darker | best - worst | gap @ matched FPR | E[A] | Var[A] | FPR | accuracy | darker drawn | ESS"

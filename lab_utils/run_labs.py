@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lab_utils.config import PROFILE_ENV, get_profile
 from lab_utils.env import OUTPUT_ENV, output_dir, project_root
-from lab_utils.files import write_text_atomic
+from lab_utils.files import write_bytes_atomic, write_text_atomic
 
 SUMMARY_FILE = "fairness_summary.md"
 
@@ -82,11 +82,7 @@ def export_figures(notebook_path: Path, folder: Path) -> list[Path]:
         images = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
         for k, encoded in enumerate(images, start=1):
             path = folder / f"{notebook_path.stem}_cell{n:02d}_{k}.png"
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(base64.b64decode(encoded))
-            os.replace(tmp, path)
-            written.append(path)
+            written.append(write_bytes_atomic(path, base64.b64decode(encoded)))
     return written
 
 

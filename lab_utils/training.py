@@ -234,9 +234,11 @@ def train_dbvae(
     verbose: str | int = "auto",
 ) -> tuple[keras.callbacks.History, list[dict[str, Any]]]:
     """Train a DB-VAE on half-face batches, re-weighting faces by latent density from epoch
-    ``resample_start_epoch`` on (see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling control with the same
-    model, loss and log; with ``face_probs`` (``train.face_idx`` order) it gives a fixed-weight control
-    such as a label-aware oracle (with resampling they only apply until the first recompute).
+    ``resample_start_epoch`` on (see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling
+    control with the same model, loss and log; with ``face_probs`` (``train.face_idx`` order) it gives a
+    fixed-weight control such as a label-aware oracle (with resampling they only apply until the first recompute).
+    ``rule`` defaults to the paper's product; the labs use ``"max"`` (``lab_utils.experiments.DEFAULT_RULE``), and a
+    warning says when the weights collapse onto a few faces.
     Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
     """
     if not isinstance(dbvae, DBVAE):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab_utils.files import write_text_atomic
+from lab_utils.files import write_bytes_atomic, write_text_atomic
 
 
 def test_writes_creates_folders_and_keeps_newlines_as_given(tmp_path):
@@ -18,3 +18,11 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         write_text_atomic(path, b"bytes are not text")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
+
+
+def test_bytes_are_written_as_given_and_types_are_not_mixed(tmp_path):
+    png = b"\x89PNG\r\n\x1a\n\x00"
+    assert write_bytes_atomic(tmp_path / "f.png", png).read_bytes() == png
+    with pytest.raises(TypeError, match="write_bytes_atomic writes bytes"):
+        write_bytes_atomic(tmp_path / "g.png", "text")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
