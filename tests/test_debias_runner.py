@@ -1,0 +1,69 @@
+"""The benchmark runner's bookkeeping: paired differences match seeds, merges refuse to mix incompatible runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from lab_utils import GROUPS
+
+_SPEC = importlib.util.spec_from_file_location(
+    "debias", Path(__file__).resolve().parent.parent / "benchmarks" / "debias.py")
+debias = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(debias)
+
+
+def record(seed: int, darker_recall: float, fpr: float = 0.01) -> dict:
+    """The fields scalar_view reads, with lighter recall 1.0 and darker recall as given."""
+    recall = {g: {"value": 1.0 if g in ("LF", "LM") else darker_recall} for g in GROUPS}
+    ev = {"recall": recall, "lighter_darker_gap": {"value": 1.0 - darker_recall},
+          "recall_gap": {"value": 1.0 - darker_recall}, "expected_accuracy": {"value": (1.0 + darker_recall) / 2},
+          "var_accuracy_pct2_ddof0": {"value": 0.0}, "fpr": {"value": fpr}, "accuracy": {"value": 0.95}}
+    return {"seed": seed, "evaluation": ev, "recall_at_fpr": {"lighter_darker_gap": 1.0 - darker_recall},
+            "darker_share_drawn": [], "ess": [], "train_seconds": 1.0}
+
+
+def test_paired_differences_match_records_by_seed_not_position():
+    records = {"cnn": [record(0, 0.80), record(1, 0.90)],
+               "dbvae": [record(1, 0.95), record(0, 0.82)]}  # stored in another order
+    paired = debias.paired_differences(records, "cnn")
+    assert list(paired) == ["dbvae"]
+    assert paired["dbvae"]["per_seed_gap"] == pytest.approx([-0.05, -0.02])
+    assert paired["dbvae"]["summary"]["gap_lighter_darker"]["mean"] == pytest.approx(-0.035)
+    assert paired["dbvae"]["summary"]["darker_recall"]["mean"] == pytest.approx(0.035)
+
+
+def test_paired_differences_need_two_shared_seeds():
+    records = {"cnn": [record(0, 0.8), record(1, 0.9)], "dbvae": [record(1, 0.95), record(2, 0.9)]}
+    assert debias.paired_differences(records, "cnn") == {}
+
+
+def _write(path: Path, variants: dict[str, list[dict]], seeds: list[int], profile: str = "cpu") -> Path:
+    meta = {"command": f"run {path.stem}", "profile": profile, "seeds": seeds, "total_minutes": 1.5,
+            "variants": {v: {"name": v} for v in variants}}
+    path.write_text(json.dumps({"meta": meta, "records": variants}))
+    return path
+
+
+def test_merge_pools_a_variant_over_distinct_seeds(tmp_path):
+    a = _write(tmp_path / "a.json", {"cnn": [record(0, 0.8)], "dbvae": [record(0, 0.9)]}, [0])
+    b = _write(tmp_path / "b.json", {"cnn": [record(3, 0.7)]}, [3])
+    records, meta = debias.merge_runs([b, a])
+    assert [r["seed"] for r in records["cnn"]] == [0, 3] and len(records["dbvae"]) == 1
+    assert meta["seeds"] == [0, 3] and meta["total_minutes"] == 3.0
+    assert meta["command"] == "run b ; run a"
+
+
+def test_merge_refuses_overlapping_seeds_other_profiles_and_missing_files(tmp_path):
+    a = _write(tmp_path / "a.json", {"cnn": [record(0, 0.8)]}, [0])
+    again = _write(tmp_path / "again.json", {"cnn": [record(0, 0.8)]}, [0])
+    with pytest.raises(ValueError, match=r"'cnn' has seed\(s\) \[0\] in another file"):
+        debias.merge_runs([a, again])
+    smoke = _write(tmp_path / "smoke.json", {"dbvae": [record(0, 0.8)]}, [0], profile="smoke")
+    with pytest.raises(ValueError, match="different profiles"):
+        debias.merge_runs([a, smoke])
+    with pytest.raises(FileNotFoundError, match="no such results file"):
+        debias.merge_runs([tmp_path / "absent.json"])
