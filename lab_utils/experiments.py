@@ -6,6 +6,7 @@ One definition of "the CNN of Lab 1" and "the DB-VAE of Lab 3" keeps Lab 4 (whic
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -100,10 +101,13 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
 
 def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, seed: int = 0,
                   epochs: int | None = None, callbacks: Sequence[Any] = (),
-                  verbose: Any = "auto") -> tuple[Any, dict]:
+                  verbose: Any = "auto", strategy: Any = None) -> tuple[Any, dict]:
     """Build and train one variant; returns the model and a record (history, resampling log, time).
 
     ``callbacks`` (Keras callbacks) run after the variant's own, e.g. to look at the latent space each epoch.
+    ``strategy`` (a ``tf.distribute.Strategy``, e.g. ``MirroredStrategy()`` for several GPUs) builds the model in
+    its scope, which is where Keras takes the strategy to train with; the profile's batch size is then split
+    across the replicas.
     """
     from lab_utils import models, training
 
@@ -112,14 +116,15 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     face_probs = (oracle_face_probs(train, variant.oracle_darker_share)
                   if variant.oracle_darker_share is not None else None)
     record: dict[str, Any] = {"variant": variant.as_dict(), "seed": seed, "profile": profile.name}
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = (models.build_cnn() if variant.kind == "cnn" else
+                 models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed))
     if variant.kind == "cnn":
-        model = models.build_cnn()
         history = training.train_classifier(
             model, train, epochs=epochs or profile.cnn_epochs, batch_size=profile.batch_size, seed=seed,
             face_probs=face_probs, callbacks=callbacks, verbose=verbose)
         log: list = []
     else:
-        model = models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed)
         history, log = training.train_dbvae(
             model, train, epochs=epochs or profile.dbvae_epochs, batch_size=profile.batch_size, seed=seed,
             resample=variant.resample, rule=variant.rule, alpha=variant.alpha, face_probs=face_probs,

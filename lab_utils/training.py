@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
-from lab_utils.models import DBVAE, VAE
+from lab_utils.models import DBVAE, VAE, predict_batch
 from lab_utils.resampling import PROGRESS_MIN_IMAGES, check_weight_options, compute_face_probs
 from lab_utils.sampler import FaceBatchSampler
 
@@ -76,9 +76,11 @@ def _fit(
 ) -> keras.callbacks.History:
     epochs = _check_positive_int("epochs", epochs)
     steps_per_epoch = _check_positive_int("steps_per_epoch", steps_per_epoch)
-    model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch), **compile_kwargs)
-    return model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs, callbacks=list(callbacks),
-                     verbose=verbose)
+    with model.distribute_strategy.scope():  # the strategy the model was built under (tf.distribute), if any
+        model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch),
+                      **compile_kwargs)
+        return model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs,
+                         callbacks=list(callbacks), verbose=verbose)
 
 
 def train_classifier(
@@ -296,7 +298,7 @@ def predict_face_probs(
         x = images[start: start + batch_size].astype(np.float32)
         if is_uint8:
             x /= 255.0
-        out = np.asarray(model.predict_on_batch(x))
+        out = predict_batch(model, x)
         if out.size != len(x):
             raise ValueError(f"{model.name} returned shape {out.shape} for {len(x)} images; "
                              "predict_face_probs needs one face logit per image.")
