@@ -3,6 +3,7 @@
     python benchmarks/debias.py                       # cpu profile, 3 seeds, the default variants
     python benchmarks/debias.py --seeds 5 --variants cnn dbvae_uniform dbvae_product_a0.001
     python benchmarks/debias.py --from-json benchmarks/results/debias.json --name debias   # redraw, no training
+    python benchmarks/debias.py --resume              # after an interruption: the same arguments plus --resume
 
 Trains and evaluates, per seed, the baseline CNN, the DB-VAE without resampling (the VAE loss alone), the DB-VAE
 with adaptive resampling for several alpha and both combination rules, and a label-aware oracle that draws
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="debias", help="basename of the result files")
     parser.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
                         help="train nothing: redraw tables and plots from earlier runs' JSON (merged when several)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run with the same arguments from its <name>.partial.json")
     args = parser.parse_args(argv)
     if args.from_json:
         records, meta = merge_runs(args.from_json)
@@ -223,13 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile)
 
     start = time.perf_counter()
-    records: dict[str, list[dict]] = {v: [] for v in args.variants}
+    checkpoint = args.out / f"{args.name}.partial.json"
+    identity = {"profile": profile.name, "seeds": seeds, "variants": args.variants, "epochs": args.epochs}
+    records, minutes_before = load_checkpoint(checkpoint, identity, args.resume)
     for seed in seeds:
+        todo = [n for n in args.variants if seed not in {r["seed"] for r in records[n]}]
+        if not todo:
+            continue
         train, test = synthetic.load_benchmark(synthetic.config_from_profile(profile, seed=seed), progress=False)
-        for name in args.variants:
+        for name in todo:
             t0 = time.perf_counter()
             rec = run_one(VARIANTS[name], train, test, profile, seed, args.epochs)
             records[name].append(rec)
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(checkpoint, json.dumps({
+                "identity": identity, "records": records,
+                "minutes": minutes_before + (time.perf_counter() - start) / 60}))
             v = scalar_view(rec)
             print(f"seed {seed} {name:>22}: lighter-darker {100 * v['gap_lighter_darker']:+5.1f} pts, "
                   f"DF {100 * v['recall_DF']:.1f} DM {100 * v['recall_DM']:.1f}, FPR {100 * v['fpr']:.2f}%, "
@@ -244,12 +256,33 @@ def main(argv: list[str] | None = None) -> int:
                     f"cnn {profile.cnn_epochs} / dbvae {profile.dbvae_epochs}"),
         "seeds": seeds,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
-        "total_minutes": (time.perf_counter() - start) / 60,
+        "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
         "target_fpr": 0.01 if profile.n_test_nonfaces >= 500 else 0.05,
         "variants": {n: VARIANTS[n].as_dict() for n in args.variants},
     }
     print("\n" + report(records, meta, args.out, args.name))
+    checkpoint.unlink(missing_ok=True)
     return 0
+
+
+def load_checkpoint(path: Path, identity: dict, resume: bool) -> tuple[dict[str, list[dict]], float]:
+    """Records and minutes of an interrupted run with the same settings (``--resume``), else a fresh start.
+
+    Every finished (seed, variant) is checkpointed, so a run cut off after 30 minutes loses one model, not all."""
+    fresh = {v: [] for v in identity["variants"]}
+    if not resume:
+        if path.is_file():
+            print(f"Starting afresh: {path} (an interrupted run) will be replaced; pass --resume to continue it.")
+        return fresh, 0.0
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}; run without --resume to start.")
+    saved = json.loads(path.read_text())
+    if saved["identity"] != identity:
+        raise ValueError(f"--resume: {path} was written with {saved['identity']}, not {identity}; rerun with "
+                         "those arguments, or without --resume to start afresh.")
+    done = sum(len(r) for r in saved["records"].values())
+    print(f"Resuming from {path}: {done} of {len(identity['seeds']) * len(identity['variants'])} runs done.")
+    return {**fresh, **saved["records"]}, float(saved["minutes"])
 
 
 def _plots(summary: dict, meta: dict, out: Path, name: str) -> None:

@@ -67,3 +67,34 @@ def test_merge_refuses_overlapping_seeds_other_profiles_and_missing_files(tmp_pa
         debias.merge_runs([a, smoke])
     with pytest.raises(FileNotFoundError, match="no such results file"):
         debias.merge_runs([tmp_path / "absent.json"])
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_run_one(variant, train, test, profile, seed, epochs=None):
+        if len(trained) == 3 and not resumed:
+            raise KeyboardInterrupt  # cut off after three finished runs
+        trained.append((seed, variant.name))
+        return record(seed, 0.9 if variant.kind == "cnn" else 0.95)
+
+    monkeypatch.setattr(debias, "run_one", fake_run_one)
+    monkeypatch.setattr(debias.synthetic, "load_benchmark", lambda *a, **k: (None, None))
+    args = ["--profile", "smoke", "--seeds", "2", "--variants", "cnn", "dbvae_uniform", "--out", str(tmp_path),
+            "--name", "run"]
+    resumed = False
+    with pytest.raises(KeyboardInterrupt):
+        debias.main(args)
+    assert (tmp_path / "run.partial.json").is_file() and not (tmp_path / "run.json").exists()
+
+    with pytest.raises(ValueError, match="was written with"):
+        debias.main(args[:3] + ["3"] + args[4:] + ["--resume"])  # other seeds: not the same run
+    resumed = True
+    assert debias.main(args + ["--resume"]) == 0
+    assert trained == [(0, "cnn"), (0, "dbvae_uniform"), (1, "cnn"), (1, "dbvae_uniform")]  # nothing twice
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert {v: [r["seed"] for r in recs] for v, recs in result["records"].items()} == {
+        "cnn": [0, 1], "dbvae_uniform": [0, 1]}
+    assert not (tmp_path / "run.partial.json").exists()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        debias.main(args + ["--resume"])
