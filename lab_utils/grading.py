@@ -8,7 +8,7 @@ errors allowed so one failing cell does not hide the checks after it) with ``$LA
 line. A submission that runs past ``--timeout`` seconds has its executor and kernel process groups killed;
 a broken, raising or hanging submission never stops the others. ``grades.csv`` and ``grades.md`` get one row
 per submission: each exercise's pass / fail / not_done / error (``not run`` if the notebook never reached the
-check), the recorded metrics, the status (``ok``, ``error: <first error>`` or ``timeout``) and the runtime;
+check; blank if the notebook has no such exercise), passed / exercises in that notebook, the recorded metrics, the status (``ok``, ``error: <first error>`` or ``timeout``) and the runtime;
 executed copies go to ``<out>/executed/`` for feedback.
 
 NOT A SECURITY SANDBOX. Submissions are untrusted code and run with your user's rights, files and network;
@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ CHECKS_FILE = "checks.jsonl"
 KERNEL_PID_FILE = "kernel.pid"
 EXECUTOR_ERROR_FILE = "executor-error.txt"
 NOT_RUN = "not run"
+CHECK_CALL = re.compile(r"\bcheck_(\w+)\s*\(")
 MAX_STATUS_CHARS = 200
 
 
@@ -235,6 +237,9 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
         runtime = time.monotonic() - start
 
         statuses, messages, metrics = read_records(control / CHECKS_FILE)
+        for name in exercises_in(notebook):
+            if name not in statuses:
+                statuses[name], messages[name] = NOT_RUN, "the notebook stopped before this check ran"
         error_file = control / EXECUTOR_ERROR_FILE
         if killed:
             status = killed + _running_cell(executed)
@@ -253,6 +258,19 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
                      statuses, messages, metrics)
     finally:
         shutil.rmtree(control, ignore_errors=True)
+
+
+def exercises_in(notebook: Path) -> list[str]:
+    """The exercises a notebook checks (its ``checks.check_<name>(`` calls), so a check it never reached reads
+    "not run" while exercises of other labs stay blank; an unreadable notebook has none."""
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+        sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                   for c in cells if c.get("cell_type") == "code"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    names = (m.group(1) for src in sources for m in CHECK_CALL.finditer(src))
+    return list(dict.fromkeys(n for n in names if n != "function"))
 
 
 def find_submissions(submissions_dir: Path) -> list[Path]:
@@ -314,8 +332,8 @@ def grade_table(grades: list[Grade]) -> tuple[list[str], list[list[str]]]:
     check_names = _columns(g.checks for g in grades)
     metric_names = _columns(g.metrics for g in grades)
     header = ["submission", "status", "runtime_s", "passed", *check_names, *(f"metric:{m}" for m in metric_names)]
-    rows = [[g.submission, g.status, f"{g.runtime_s:.1f}", f"{g.n_passed}/{len(check_names)}",
-             *(g.checks.get(name, NOT_RUN) for name in check_names),
+    rows = [[g.submission, g.status, f"{g.runtime_s:.1f}", f"{g.n_passed}/{len(g.checks)}",
+             *(g.checks.get(name, "") for name in check_names),  # blank: not an exercise of this notebook
              *(_metric_text(g.metrics.get(name)) for name in metric_names)] for g in grades]
     return header, rows
 

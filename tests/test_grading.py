@@ -57,6 +57,8 @@ SUBMISSIONS = {
     # Passes the first check, then hangs: the check already recorded must survive the kill.
     "abe_hangs": _with_stale_outputs(
         _notebook(SETUP, KL_OK, CHECK_CELLS[0], "while True:\n    pass", REPARAM_OK, *CHECK_CELLS[1:])),
+    # Another lab's notebook in the same folder: only its own exercise counts.
+    "erin_other_lab": _notebook(SETUP, REPARAM_OK, CHECK_CELLS[1]),
 }
 
 
@@ -91,6 +93,12 @@ def test_correct_submission_passes_everything_and_records_metrics(graded):
     assert float(row["runtime_s"]) > 0
 
 
+def test_exercises_of_other_notebooks_are_blank_not_counted(graded):
+    row = graded[1]["erin_other_lab"]
+    assert row["reparameterize"] == "pass" and row["kl_divergence"] == "" and row["passed"] == "1/1"
+    assert graded[1]["zz_not_json"]["passed"] == "0/0"
+
+
 def test_wrong_loss_fails_only_that_exercise(graded):
     row = graded[1]["bob_wrong_loss"]
     assert row["status"] == "ok"
@@ -115,7 +123,7 @@ def test_hanging_submission_times_out_keeps_earlier_checks_and_is_killed(graded)
     _, rows, out, elapsed = graded
     row = rows["abe_hangs"]
     assert row["status"] == f"timeout after {HANG_TIMEOUT:g} s in cell 4 of 7"
-    assert row["kl_divergence"] == "pass" and row["reparameterize"] == grading.NOT_RUN
+    assert row["kl_divergence"] == "pass" and row["reparameterize"] == grading.NOT_RUN and row["passed"] == "1/2"
     assert HANG_TIMEOUT <= float(row["runtime_s"]) < HANG_TIMEOUT + 10
     assert elapsed < 4 * HANG_TIMEOUT  # the others were graded alongside, not after an unbounded wait
     executed = nbformat.read(out / "executed" / "abe_hangs.ipynb", as_version=4)
@@ -172,6 +180,7 @@ def test_markdown_report_has_the_table_and_feedback(graded):
     assert "### bob_wrong_loss" in text and "**kl_divergence** (fail): wrong value" in text
     assert "### carol_unfinished" in text and "NOT DONE" in text
     assert "### alice_correct" not in text
+    assert "**reparameterize** (not run): the notebook stopped before this check ran" in text  # abe_hangs
 
 
 def test_bad_arguments_give_clear_errors(tmp_path, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from lab_utils import GROUPS, checks, losses
+from lab_utils import GROUPS, checks, grading, losses
 
 
 LABS = Path(__file__).resolve().parent.parent / "labs"
@@ -43,6 +43,8 @@ def test_solution_exercises_pass_their_checks(path):
     outcomes = [line for line in out.getvalue().splitlines() if line.startswith(("PASS", "FAIL", "NOT DONE"))]
     assert len(outcomes) == n_checks, out.getvalue()
     assert all(line.startswith("PASS") for line in outcomes), out.getvalue()
+    # The grader finds a notebook's exercises by the same names the checks record.
+    assert [line.split()[1].rstrip(":") for line in outcomes] == grading.exercises_in(path)
 
 
 def test_exercises_cover_the_method():
