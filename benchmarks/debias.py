@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.out / f"{args.name}.partial.json"
     identity = {"profile": profile.name, "seeds": seeds, "variants": args.variants, "epochs": args.epochs}
     records, minutes_before = load_checkpoint(checkpoint, identity, args.resume)
+    args.out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         todo = [n for n in args.variants if seed not in {r["seed"] for r in records[n]}]
         if not todo:
@@ -238,7 +239,6 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             rec = run_one(VARIANTS[name], train, test, profile, seed, args.epochs)
             records[name].append(rec)
-            args.out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(checkpoint, json.dumps({
                 "identity": identity, "records": records,
                 "minutes": minutes_before + (time.perf_counter() - start) / 60}))

@@ -8,8 +8,9 @@ errors allowed so one failing cell does not hide the checks after it) with ``$LA
 line. A submission that runs past ``--timeout`` seconds has its executor and kernel process groups killed;
 a broken, raising or hanging submission never stops the others. ``grades.csv`` and ``grades.md`` get one row
 per submission: each exercise's pass / fail / not_done / error (``not run`` if the notebook never reached the
-check; blank if the notebook has no such exercise), passed / exercises in that notebook, the recorded metrics, the status (``ok``, ``error: <first error>`` or ``timeout``) and the runtime;
-executed copies go to ``<out>/executed/`` for feedback.
+check; blank if the notebook has no such exercise), how many of the notebook's exercises passed, the recorded
+metrics, the status (``ok``, ``error: <first error>`` or ``timeout``) and the runtime; executed copies go to
+``<out>/executed/`` for feedback.
 
 NOT A SECURITY SANDBOX. Submissions are untrusted code and run with your user's rights, files and network;
 the separate process and folder only keep one submission from disturbing another's grade. The check records
@@ -28,8 +29,8 @@ import io
 import json
 import math
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import sys
