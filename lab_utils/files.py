@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def _write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh sibling name for the writer to create (``suffix`` keeps a format's required ending, e.g.
+    ``.keras``); it replaces ``path`` when the block succeeds and is deleted when it fails.
+
+    The writer creates the file itself, so it gets the usual permissions (``mkstemp``'s would be 0600).
+    A crash, a kill or a full disk leaves the old file (or none), never a truncated one that looks valid.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{suffix}")
     try:
-        if isinstance(data, str):
-            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        elif isinstance(data, bytes):
-            handle = os.fdopen(fd, "wb")
-        else:
-            os.close(fd)
-            raise TypeError(f"can only write str or bytes, got {type(data).__name__}")
-        with handle:
-            handle.write(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` via a temporary sibling and ``os.replace``.
-
-    A crash, a kill or a full disk leaves the old file (or none), never a truncated one that looks valid.
-    """
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` through :func:`atomic_path`."""
     if not isinstance(text, str):
         raise TypeError(f"write_text_atomic writes str, got {type(text).__name__}; use write_bytes_atomic.")
-    return _write_atomic(path, text)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+    return Path(path)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """The same for binary content (images)."""
     if not isinstance(data, bytes):
         raise TypeError(f"write_bytes_atomic writes bytes, got {type(data).__name__}; use write_text_atomic.")
-    return _write_atomic(path, data)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

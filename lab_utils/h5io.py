@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import h5py
 import numpy as np
 
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
+from lab_utils.files import atomic_path
 
 CHANNEL_ORDERS = ("RGB", "BGR")
 REFERENCE_CHANNEL_ORDER = "BGR"
@@ -54,25 +54,16 @@ def save_dataset(
     attributes = {key: _attribute_for_hdf5(key, values) for key, values in ds.attributes.items()}
     images = ds.images if order == "RGB" else ds.images[..., ::-1]
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name that h5py creates itself, so the file gets the usual permissions (mkstemp's are 0600).
-    tmp_name = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with h5py.File(tmp_name, "w") as f:
-            chunks = (min(len(ds), 256), *IMAGE_SHAPE) if compression and len(ds) else None
-            dset = f.create_dataset("images", data=images, chunks=chunks, compression=compression)
-            dset.attrs[CHANNEL_ATTR] = order
-            f.create_dataset("labels", data=ds.labels.reshape(-1, 1).astype(np.float32))
-            group = f.create_group(ATTRIBUTES_GROUP)
-            for key, values in attributes.items():
-                group.create_dataset(key, data=values)
-            if metadata_json is not None:
-                f.attrs[METADATA_ATTR] = metadata_json
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        chunks = (min(len(ds), 256), *IMAGE_SHAPE) if compression and len(ds) else None
+        dset = f.create_dataset("images", data=images, chunks=chunks, compression=compression)
+        dset.attrs[CHANNEL_ATTR] = order
+        f.create_dataset("labels", data=ds.labels.reshape(-1, 1).astype(np.float32))
+        group = f.create_group(ATTRIBUTES_GROUP)
+        for key, values in attributes.items():
+            group.create_dataset(key, data=values)
+        if metadata_json is not None:
+            f.attrs[METADATA_ATTR] = metadata_json
 
 
 def load_dataset(

@@ -8,7 +8,6 @@ exposes its trackers through ``metrics``, so they train with ``compile()``/``fit
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from lab_utils.files import atomic_path
 from lab_utils.losses import RECONSTRUCTION_KINDS, dbvae_loss, kl_divergence, reconstruction_loss
 
 CNN_FILTERS = (12, 24, 48, 72)
@@ -294,15 +294,8 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Model path must end in '.keras' (the Keras 3 format), got {str(path)!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp.keras") as tmp:  # Keras insists on the .keras ending
+        model.save(tmp)
     return path
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab_utils.files import write_bytes_atomic, write_text_atomic
+from lab_utils.files import atomic_path, write_bytes_atomic, write_text_atomic
 
 
 def test_writes_creates_folders_and_keeps_newlines_as_given(tmp_path):
@@ -26,3 +26,23 @@ def test_bytes_are_written_as_given_and_types_are_not_mixed(tmp_path):
     with pytest.raises(TypeError, match="write_bytes_atomic writes bytes"):
         write_bytes_atomic(tmp_path / "g.png", "text")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+def test_files_get_the_usual_permissions_not_0600(tmp_path):
+    """Results are shared (an instructor's grades, a course's figures), so the umask decides, as for open()."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert (write_text_atomic(tmp_path / "atomic.txt", "x").stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+
+
+def test_atomic_path_replaces_on_success_and_cleans_up_on_failure(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target, suffix=".tmp.keras") as tmp:
+        assert tmp.name.endswith(".tmp.keras") and tmp.parent == tmp_path
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
