@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 
 from lab_utils import GROUPS, metrics, plots, synthetic, training
 from lab_utils.config import get_profile
+from lab_utils.env import machine_summary
 from lab_utils.experiments import Variant, resampling_summary, train_variant
 from lab_utils.files import write_text_atomic
 from lab_utils.models import LAB_KL_WEIGHT
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                  + (f"{args.epochs} for every model" if args.epochs else
                     f"cnn {profile.cnn_epochs} / dbvae {profile.dbvae_epochs}"),
         "seeds": seeds,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
+        "machine": machine_summary(),
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
         "target_fpr": 0.01 if profile.n_test_nonfaces >= 500 else 0.05,
         "variants": {n: VARIANTS[n].as_dict() for n in args.variants},

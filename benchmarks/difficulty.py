@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lab_utils import GROUPS, synthetic, training
-from lab_utils.env import data_dir
+from lab_utils.env import data_dir, machine_summary
 from lab_utils.files import write_text_atomic
 from lab_utils.models import build_cnn
 
@@ -171,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     max_change = max(r["ema_change_after_fit"] for r in all_runs)
     report = {
         "command": " ".join(["python benchmarks/difficulty.py", *(sys.argv[1:] if argv is None else argv)]),
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-                   f"TensorFlow {__import__('tensorflow').__version__}, Keras {__import__('keras').__version__}",
+        "machine": machine_summary(),
         "seeds": list(range(n_seeds)), "epochs": epochs,
         "sizes": {k: v for k, v in synthetic.BenchmarkConfig(**sizes).as_dict().items() if k != "seed"}
                  | {"train_darker_fraction": CONDITIONS},

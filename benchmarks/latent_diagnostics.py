@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ from scipy.stats import mannwhitneyu
 
 from lab_utils import metrics, synthetic, training
 from lab_utils.config import get_profile
+from lab_utils.env import machine_summary
 from lab_utils.experiments import Variant, train_variant
 from lab_utils.files import write_text_atomic
 from lab_utils.resampling import histogram_weights, resampling_diagnostics
@@ -245,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": "python benchmarks/latent_diagnostics.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "profile": profile.name, "profile_epochs": profile.dbvae_epochs, "seeds": list(range(args.seeds)),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
+        "machine": machine_summary(),
         "total_minutes": (time.perf_counter() - start) / 60,
     }
     table = markdown(runs, meta)

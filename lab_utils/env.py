@@ -69,6 +69,13 @@ def machine_info() -> dict:
     }
 
 
+def machine_summary() -> str:
+    """:func:`machine_info` as the one line a results table prints."""
+    m = machine_info()
+    return (f"{m['platform']}, {m['cpu_count']} CPU cores, {m['gpus']} GPU(s), Python {m['python']}, "
+            f"TensorFlow {m['tensorflow']}, Keras {m['keras']}")
+
+
 def gpu_names() -> list[str]:
     import tensorflow as tf
 
