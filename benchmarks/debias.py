@@ -54,9 +54,9 @@ def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | Non
     model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0)
     probs = training.predict_face_probs(model, test.as_float())
     evaluation = metrics.evaluate_detector(probs, test.labels, test.group, seed=seed)
-    target_fpr = 0.01 if len(test.nonface_idx) >= 500 else 0.05
     record["evaluation"] = evaluation.to_dict()
-    record["recall_at_fpr"] = metrics.recall_at_fpr(probs, test.labels, test.group, fpr=target_fpr).to_dict()
+    record["recall_at_fpr"] = metrics.recall_at_fpr(
+        probs, test.labels, test.group, fpr=metrics.matched_fpr_target(len(test.nonface_idx))).to_dict()
     record["auc"] = metrics.per_group_auc(probs, test.labels, test.group)
     drawn = resampling_summary(train, record["resampling_log"])
     record["darker_share_drawn"], record["ess"] = drawn["shares"], drawn["ess"]
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         "machine": machine_summary(),
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
-        "target_fpr": 0.01 if profile.n_test_nonfaces >= 500 else 0.05,
+        "target_fpr": metrics.matched_fpr_target(profile.n_test_nonfaces),
         "variants": {n: VARIANTS[n].as_dict() for n in args.variants},
     }
     print("\n" + report(records, meta, args.out, args.name))

@@ -30,7 +30,6 @@ from typing import Any
 
 import keras
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from lab_utils import metrics, synthetic, training
 from lab_utils.config import get_profile
@@ -67,8 +66,8 @@ class LatentSnapshots(keras.callbacks.Callback):
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
     """Rank AUC of ``score`` for ``positive``, folded to >= 0.5 (a dimension may encode tone with either sign)."""
-    u = mannwhitneyu(score[positive], score[~positive]).statistic / (positive.sum() * (~positive).sum())
-    return float(max(u, 1.0 - u))
+    u = metrics.rank_auc(score[positive], score[~positive])
+    return max(u, 1.0 - u)
 
 
 def probe_predictions(mu: np.ndarray, target: np.ndarray, folds: int = 5, ridge: float = 1e-3) -> np.ndarray:

@@ -383,13 +383,30 @@ def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01) ->
     return RecallAtFPR(float(fpr), threshold, achieved, recall, n, gap, ld)
 
 
+def matched_fpr_target(n_nonfaces: int) -> float:
+    """The FPR at which to compare models: 1% when there are at least 500 non-faces (so at least 5 false
+    positives set the threshold), else 5%, which a small test set can still estimate."""
+    return 0.01 if n_nonfaces >= 500 else 0.05
+
+
+def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counting half (the Mann-Whitney U / AUC)."""
+    neg = np.sort(np.asarray(negative, dtype=np.float64))
+    pos = np.asarray(positive, dtype=np.float64)
+    if neg.size == 0 or pos.size == 0:
+        raise ValueError(f"rank_auc needs scores on both sides, got {pos.size} positive and {neg.size} negative.")
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).mean() / neg.size)
+
+
 def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
     """AUC of each group's faces against all non-faces: P(face scores above non-face), ties counting half.
 
     Threshold-free, so it separates "the model ranks darker faces lower" from "the threshold is unlucky".
     """
     p, is_face, g = check_predictions(probs, labels, groups)
-    neg = np.sort(p[~is_face])
+    neg = p[~is_face]
     if neg.size == 0:
         raise ValueError("per_group_auc needs non-faces (label 0) to compare against; none were given.")
     auc, empty = {}, []
@@ -399,9 +416,7 @@ def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
             auc[name] = math.nan
             empty.append(name)
             continue
-        below = np.searchsorted(neg, s, side="left")
-        ties = np.searchsorted(neg, s, side="right") - below
-        auc[name] = float((below + 0.5 * ties).mean() / neg.size)
+        auc[name] = rank_auc(s, neg)
     _warn_empty(empty, "AUC is")
     return auc
 

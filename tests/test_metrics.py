@@ -10,7 +10,9 @@ from lab_utils import GROUPS
 from lab_utils.metrics import (
     DetectorEvaluation,
     evaluate_detector,
+    matched_fpr_target,
     per_group_auc,
+    rank_auc,
     recall_at_fpr,
     summarize_seeds,
 )
@@ -237,3 +239,14 @@ def test_summarize_seeds_accepts_evaluations_and_rejects_bad_input():
     with pytest.warns(RuntimeWarning, match="One seed"):
         assert math.isnan(summarize_seeds([{"a": 1.0}])["a"]["std"])
     assert math.isnan(summarize_seeds([{"a": None}, {"a": 1.0}])["a"]["mean"])
+
+
+def test_rank_auc_counts_ties_half_and_needs_both_sides():
+    assert rank_auc([0.9, 0.5], [0.1, 0.5]) == pytest.approx((1.0 + 0.75) / 2)
+    assert rank_auc([0.1], [0.9]) == 0.0
+    with pytest.raises(ValueError, match="both sides"):
+        rank_auc([], [0.5])
+
+
+def test_matched_fpr_target_needs_500_nonfaces_for_one_percent():
+    assert matched_fpr_target(500) == 0.01 and matched_fpr_target(499) == 0.05
