@@ -27,11 +27,11 @@ from lab_utils.config import get_profile
 from lab_utils.env import machine_summary
 from lab_utils.experiments import Variant, resampling_summary, train_variant
 from lab_utils.files import write_text_atomic
-from lab_utils.models import LAB_KL_WEIGHT
+from lab_utils.losses import REFERENCE_LAB_KL_WEIGHT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-LAB_KL = LAB_KL_WEIGHT  # the reference lab's 5e-4; pinned here so the committed results stay reproducible
+LAB_KL = REFERENCE_LAB_KL_WEIGHT  # pinned here so the committed results stay reproducible
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("cnn", kind="cnn"),
     Variant("dbvae_uniform", resample=False, kl_weight=LAB_KL),
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_summary(),
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
         "target_fpr": metrics.matched_fpr_target(profile.n_test_nonfaces),
-        "variants": {n: VARIANTS[n].as_dict() for n in args.variants},
+        "variants": {n: VARIANTS[n].to_dict() for n in args.variants},
     }
     print("\n" + report(records, meta, args.out, args.name))
     checkpoint.unlink(missing_ok=True)

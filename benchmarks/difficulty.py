@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python benchmarks/difficulty.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine_summary(),
         "seeds": list(range(n_seeds)), "epochs": epochs,
-        "sizes": {k: v for k, v in synthetic.BenchmarkConfig(**sizes).as_dict().items() if k != "seed"}
+        "sizes": {k: v for k, v in synthetic.BenchmarkConfig(**sizes).to_dict().items() if k != "seed"}
                  | {"train_darker_fraction": CONDITIONS},
         "generator_version": synthetic.GENERATOR_VERSION, "difficulty": dict(synthetic.DIFFICULTY),
         "generator_timing": generator_timing,

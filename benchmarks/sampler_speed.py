@@ -99,7 +99,7 @@ def main() -> None:
     weights = np.random.default_rng(args.seed).gamma(0.5, size=len(dataset.face_idx))
     rows = []
     for batch_size in tqdm(args.batch_sizes, desc="batch sizes"):
-        sampler = FaceBatchSampler(dataset, batch_size, face_probs=weights, seed=args.seed)
+        sampler = FaceBatchSampler(dataset, batch_size, sampling_probs=weights, seed=args.seed)
         sampler.sample()
         sample_ms = median_ms(sampler.sample, args.sampler_calls)
         step_ms = time_training_step(batch_size, args.train_steps, args.seed)

@@ -37,7 +37,7 @@ from lab_utils.data import FaceDataset  # noqa: E402
 from lab_utils.env import machine_info  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.models import DBVAE, VAE, build_cnn  # noqa: E402
-from lab_utils.resampling import compute_face_probs, encode_faces, histogram_weights  # noqa: E402
+from lab_utils.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
 from lab_utils.sampler import FaceBatchSampler  # noqa: E402
 from lab_utils.training import set_seed, train_classifier, train_dbvae, train_vae  # noqa: E402
 
@@ -131,7 +131,7 @@ def training_rows(args: argparse.Namespace) -> list[dict]:
             sampler_s += through_sampler(kind, ds, args)[1:]
             array_s += from_arrays(kind, ds, args)[1:]
         sampler = FaceBatchSampler(ds, args.batch_size, face_fraction=1.0 if kind == "vae" else 0.5,
-                                   face_probs=weights, seed=args.seed)
+                                   sampling_probs=weights, seed=args.seed)
         sample_ms = median_ms(sampler.sample, 200)
         images = args.steps * args.batch_size
         sampler_ips, array_ips = images / min(sampler_s), images / min(array_s)
@@ -158,7 +158,7 @@ def resampling_row(args: argparse.Namespace) -> dict:
     mu = encode_faces(model, ds, batch_size=256, progress=True)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    compute_face_probs(model, ds, batch_size=256, progress=True)
+    compute_sampling_probs(model, ds, batch_size=256, progress=True)
     recompute_s = time.perf_counter() - start
     return {
         "n_faces": args.resample_faces, "latent_dim": args.latent_dim,
@@ -198,7 +198,7 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         f"Resampling recompute for {r['n_faces']} faces (DB-VAE, latent_dim {r['latent_dim']}, batches of 256): "
-        f"encode {r['encode_s']:.1f} s; encode + weights (`compute_face_probs`) {r['recompute_s']:.1f} s; "
+        f"encode {r['encode_s']:.1f} s; encode + weights (`compute_sampling_probs`) {r['recompute_s']:.1f} s; "
         f"weights alone {r['weights_product_ms']:.0f} ms (product rule), {r['weights_max_ms']:.0f} ms (max rule).",
     ]
     return "\n".join(lines) + "\n"

@@ -129,7 +129,7 @@ def _as_float_array(got: Any, expected_shape: tuple[int, ...]) -> np.ndarray | M
                         f"{expected_shape}", kind="type")
 
 
-def _shape_reason(expected: tuple[int, ...], got: tuple[int, ...]) -> str:
+def shape_mistake(expected: tuple[int, ...], got: tuple[int, ...]) -> str:
     head = f"returned shape {got}, expected {expected}"
     if len(expected) == 1:
         b = expected[0]
@@ -172,7 +172,7 @@ def compare_arrays(expected: Any, got: Any, atol: float) -> Mismatch | None:
     if isinstance(got, Mismatch):
         return got
     if got.shape != expected.shape:
-        return Mismatch(_shape_reason(expected.shape, got.shape), kind="shape")
+        return Mismatch(shape_mistake(expected.shape, got.shape), kind="shape")
     bad = ~np.isfinite(got) & np.isfinite(expected)
     if bad.any():
         where = np.unravel_index(int(np.flatnonzero(bad)[0]), got.shape)
@@ -187,19 +187,6 @@ def compare_arrays(expected: Any, got: Any, atol: float) -> Mismatch | None:
         return Mismatch(f"wrong value{_at(where)}: expected {_fmt(expected[where])}, got {_fmt(got[where])}"
                         f"{count}{_factor_hint(expected, got)}", int(where[0]) if where else None)
     return None
-
-
-def compare_key(key: str) -> Compare:
-    """Compare one entry of a dict output (the DB-VAE loss's ``"total"``) as arrays."""
-
-    def compare(expected: Any, got: Any, atol: float) -> Mismatch | None:
-        if not isinstance(got, Mapping) or key not in got:
-            found = f"a dict with keys {sorted(map(str, got))}" if isinstance(got, Mapping) else type(got).__name__
-            return Mismatch(f"returned {found}; expected a dict with the key {key!r}", kind="type")
-        mismatch = compare_arrays(expected[key], got[key], atol)
-        return mismatch and mismatch._replace(reason=f"[{key!r}] {mismatch.reason}")
-
-    return compare
 
 
 def compare_mappings(expected: Mapping[Any, Any], got: Any, atol: float) -> Mismatch | None:
@@ -241,7 +228,21 @@ class _LazyReference:
         self._module, self._name = module, name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(self._module), self._name)(*args, **kwargs)
+        return self.resolve()(*args, **kwargs)
+
+    def resolve(self) -> Callable[..., Any]:
+        return getattr(importlib.import_module(self._module), self._name)
+
+
+def _fallback(reference: Callable[..., Any]) -> Callable[..., Any]:
+    """The function later cells get when the student's is not used: the reference itself where it imports, so
+    training code sees ``lab_utils``' own function (its name in logs, its identity in tests)."""
+    if isinstance(reference, _LazyReference):
+        try:
+            return reference.resolve()
+        except Exception:  # noqa: BLE001 - the check has already reported the broken reference
+            return reference
+    return reference
 
 
 def _reference_name(fn: Callable) -> str:
@@ -291,7 +292,7 @@ def check_function(
         return student_fn
     if not callable(student_fn):
         _report(name, "fail", f"expected a function, got {type(student_fn).__name__}", reference)
-        return reference
+        return _fallback(reference)
     for case, want in zip(cases, expected):
         try:
             with warnings.catch_warnings():
@@ -299,12 +300,12 @@ def check_function(
                 got = _to_numpy(student_fn(**_copy(case)))
         except NotImplementedError:
             _report(name, "not_done", "NOT DONE (the exercise still raises NotImplementedError)", reference)
-            return reference
+            return _fallback(reference)
         except Exception as err:  # noqa: BLE001 - report any student error as one line
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""
             _report(name, "error", f"raised {type(err).__name__}: {message} (inputs: "
                     f"{_describe_inputs(case, None, None)})", reference)
-            return reference
+            return _fallback(reference)
         try:
             mismatch = compare(want, got, atol)
         except Exception as err:  # noqa: BLE001 - an output too odd to compare is still a failure
@@ -314,7 +315,7 @@ def check_function(
             extra = f"; {hint}" if hint and mismatch.kind == "value" else ""
             _report(name, "fail", f"{mismatch.reason}{extra} (inputs: "
                     f"{_describe_inputs(case, mismatch.index, batch)})", reference)
-            return reference
+            return _fallback(reference)
     _report(name, "pass", "", None)
     return student_fn
 
@@ -371,41 +372,23 @@ def check_kl_divergence(fn: Any) -> Callable[..., Any]:
 
 
 def check_vae_loss(fn: Any) -> Callable[..., Any]:
-    """fn(x, x_hat, mu, logvar, kl_weight, kind) -> per-sample loss (B,), for both reconstruction kinds."""
+    """fn(x, x_hat, mu, logvar, kl_weight, recon) -> per-sample loss (B,), for both reconstruction kinds."""
 
     def make_inputs(rng: np.random.Generator) -> list[Case]:
         cases = []
-        for kind in ("l1", "l2"):
+        for recon in ("l1", "l2"):
             x, x_hat = _images(rng)
             mu, logvar = _latents(rng)
             # A large weight, so a mistake in the KL term is visible next to the reconstruction term.
             cases.append({"x": x, "x_hat": x_hat, "mu": mu, "logvar": logvar,
-                          "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "kind": kind})
+                          "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "recon": recon})
         return cases
 
     return check_function("vae_loss", fn, _LazyReference("lab_utils.losses", "vae_loss"), make_inputs)
 
 
-def dbvae_total_reference(x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_weight: float,
-                          kind: str = "l1") -> Any:
-    """The per-sample total of lab_utils.losses.dbvae_loss, for exercises that return only the total."""
-    from lab_utils.losses import dbvae_loss
-
-    return dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, kind)["total"]
-
-
-DBVAE_RETURNS = ("total", "dict")
-
-
-def check_dbvae_loss(fn: Any, *, returns: str = "total") -> Callable[..., Any]:
-    """fn(x, x_hat, y, logit, mu, logvar, kl_weight, kind) -> total loss per sample (B,), also for (B, 1) y/logit.
-
-    ``returns="dict"`` is for an exercise that returns lab_utils.losses.dbvae_loss's dict of terms; its
-    ``"total"`` is compared, and that reference is the fallback. The fallback always matches ``returns``, so
-    later cells can use its output the way the exercise's would be used.
-    """
-    if returns not in DBVAE_RETURNS:
-        raise ValueError(f"check_dbvae_loss: returns must be one of {DBVAE_RETURNS}, got {returns!r}.")
+def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
+    """fn(x, x_hat, y, logit, mu, logvar, kl_weight, recon) -> total loss per sample (B,), also for (B, 1) y/logit."""
 
     def make_inputs(rng: np.random.Generator) -> list[Case]:
         cases = []
@@ -415,12 +398,10 @@ def check_dbvae_loss(fn: Any, *, returns: str = "total") -> Callable[..., Any]:
             cases.append({"x": x, "x_hat": x_hat, "y": _labels(rng).reshape(y_shape),
                           "logit": rng.normal(0.0, 2.0, logit_shape).astype(np.float32),
                           "mu": mu, "logvar": logvar,
-                          "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "kind": "l1"})
+                          "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "recon": "l1"})
         return cases
 
-    reference, compare = ((dbvae_total_reference, compare_arrays) if returns == "total"
-                          else (_LazyReference("lab_utils.losses", "dbvae_loss"), compare_key("total")))
-    return check_function("dbvae_loss", fn, reference, make_inputs, compare=compare,
+    return check_function("dbvae_loss", fn, _LazyReference("lab_utils.losses", "dbvae_loss"), make_inputs,
                           hint="only faces (y = 1) get the VAE term; every sample gets the classification term")
 
 
@@ -456,33 +437,30 @@ def check_group_recall(fn: Any) -> Callable[..., Any]:
                                "non-faces (label 0, group -1) do not count")
 
 
-def resampling_probs_reference(mu: Any, bins: int = 10, alpha: float = 1e-3, rule: str = "product") -> np.ndarray:
-    """lab_utils.resampling.histogram_weights with positional options, the signature of the notebook exercise."""
-    from lab_utils.resampling import histogram_weights
-
-    return histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
-
-
 def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[..., Any]:
-    """fn(mu, bins, alpha) -> sampling probability per face (N,), as lab_utils.resampling.histogram_weights.
+    """fn(mu, bins, alpha) -> sampling probability per face (N,), as ``lab_utils.resampling.RULES[rule]``.
 
-    With ``rule=None`` the function takes no ``rule`` argument and must implement the reference's default
-    (the paper's product over dimensions); with ``rule="max"`` or ``"product"`` it is called with that rule.
+    ``rule`` defaults to the library's and the labs' rule (``resampling.DEFAULT_RULE``), the one Lab 3 trains
+    with; the function is called with positional ``(mu, bins, alpha)``, as the trainer calls a rule.
     """
+    from lab_utils.resampling import DEFAULT_RULE, RULES
+
+    rule = rule or DEFAULT_RULE
+    if rule not in RULES:
+        raise ValueError(f"check_resampling_probs: rule must be one of {sorted(RULES)}, got {rule!r}.")
 
     def make_inputs(rng: np.random.Generator) -> list[Case]:
         cases = []
         for bins in (5, 10):
             # A dense majority and a small shifted minority, so the weights are far from uniform.
             mu = np.concatenate([rng.normal(0.0, 1.0, (32, 3)), rng.normal(2.5, 0.3, (8, 3))])
-            case = {"mu": mu[rng.permutation(len(mu))].astype(np.float32), "bins": bins, "alpha": 1e-3}
-            cases.append(case if rule is None else {**case, "rule": rule})
+            cases.append({"mu": mu[rng.permutation(len(mu))].astype(np.float32), "bins": bins, "alpha": 1e-3})
         return cases
 
     combine = ("normalise each dimension's weights over faces and take the maximum" if rule == "max"
                else "multiply the weights over dimensions")
     return check_function(
-        "resampling_probs", fn, resampling_probs_reference, make_inputs, atol=1e-7,
+        "resampling_probs", fn, _LazyReference("lab_utils.resampling", f"{rule}_rule"), make_inputs, atol=1e-7,
         hint=f"per dimension, Q = bin counts / number of faces in equal-width bins from min to max (not "
              f"density=True, whose scale depends on the bin width); weight 1 / (Q + alpha); {combine}; "
              "normalise to sum to 1")

@@ -28,7 +28,7 @@ class Profile:
     latent_dim: int = 32
     n_seeds: int = 3
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     def with_overrides(self, **kwargs) -> "Profile":

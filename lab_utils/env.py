@@ -43,19 +43,24 @@ def output_dir(*parts: str) -> Path:
 
 
 def seed_everything(seed: int) -> None:
-    """Python, NumPy and the Keras backend from one seed, so a rerun on CPU reproduces the same numbers."""
-    random.seed(seed)
-    np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    """Python, NumPy and the Keras backend from one seed, so a rerun on CPU reproduces the same numbers.
+
+    The one seeding function: notebooks, trainers and benchmarks all call it.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
     import keras
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(int(seed))
 
 
 def machine_info() -> dict:
     """What a benchmark result must say about where it ran, so numbers from different machines are not mixed."""
     import keras
-    import tensorflow as tf
+
+    from lab_utils import backend
 
     return {
         "platform": platform.platform(),
@@ -63,9 +68,10 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "tensorflow": tf.__version__,
+        "backend": backend.name(),
+        "backend_version": backend.version(),
         "keras": keras.__version__,
-        "gpus": len(gpu_names()),
+        "gpus": len(backend.accelerators()),
     }
 
 
@@ -73,36 +79,38 @@ def machine_summary() -> str:
     """:func:`machine_info` as the one line a results table prints."""
     m = machine_info()
     return (f"{m['platform']}, {m['cpu_count']} CPU cores, {m['gpus']} GPU(s), Python {m['python']}, "
-            f"TensorFlow {m['tensorflow']}, Keras {m['keras']}")
+            f"Keras {m['keras']} on {m['backend']} {m['backend_version']}")
 
 
-def gpu_names() -> list[str]:
-    import tensorflow as tf
-
-    return [d.name for d in tf.config.list_physical_devices("GPU")]
+BACKEND_LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 def setup(seed: int = 0, *, quiet_tf: bool = True) -> dict:
-    """Print versions and device, advise (never insist) on a GPU, seed everything; returns what it found."""
+    """Print versions, backend and devices, advise (never insist) on a GPU, seed everything; returns what it found."""
     if quiet_tf:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    from lab_utils import backend
 
-    gpus = gpu_names()
+    backend.check_requested()
+    import keras
+
+    accelerators = backend.accelerators()
     info = {
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        "backend": backend.name(),
+        "backend_version": backend.version(),
         "keras": keras.__version__,
         "numpy": np.__version__,
         "colab": in_colab(),
-        "gpus": gpus,
+        "gpus": accelerators,
         "seed": seed,
     }
-    print(f"Python {info['python']} | TensorFlow {info['tensorflow']} | Keras {info['keras']} | NumPy {info['numpy']}")
+    label = BACKEND_LABELS.get(info["backend"], info["backend"])
+    print(f"Python {info['python']} | Keras {info['keras']} on {label} {info['backend_version']} | "
+          f"NumPy {info['numpy']}")
     print("Running on Colab" if info["colab"] else f"Running locally ({platform.system()}, {os.cpu_count()} CPU cores)")
-    if gpus:
-        print(f"GPU: {', '.join(gpus)}")
+    if accelerators:
+        print(f"GPU: {', '.join(accelerators)}")
     else:
         hint = ("Runtime > Change runtime type > GPU" if info["colab"]
                 else "the 'cpu' profile is sized for a laptop; use LAB_PROFILE=full only with a GPU")

@@ -17,17 +17,11 @@ import numpy as np
 
 from lab_utils.config import Profile
 from lab_utils.data import FaceDataset
+from lab_utils.env import seed_everything
+from lab_utils.losses import DEFAULT_KL_WEIGHT
+from lab_utils.resampling import DEFAULT_ALPHA, DEFAULT_RULE
 
-DEFAULT_RULE = "max"
-"""The reference lab's rule. The paper's product over 32 latent dimensions at alpha 1e-3 drew from an ESS of
-1-3 faces and the DB-VAE's recall fell to 0-4% in every group, in all 3 seeds (benchmarks/results/debias.md)."""
-DEFAULT_ALPHA = 1e-3
-DEFAULT_KL_WEIGHT = 0.05
-"""100x the reference lab's 5e-4 (``models.LAB_KL_WEIGHT``, the models' own default). With the max rule it lowered
-the lighter-darker recall gap against the CNN on all 6 seeds (mean -6.4 points, from -0.2 to -12.8; seeds 3-5
-confirmed it after the choice was made on seeds 0-2) without raising the false-positive rate
-(benchmarks/results/debias_pooled.md, debias_confirm.md)."""
-KINDS = ("cnn", "dbvae")
+KINDS = ("cnn", "vae", "dbvae")
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ class Variant:
     """A trainable configuration: the architecture and how training faces are drawn."""
 
     name: str
-    kind: str = "dbvae"  # "cnn" or "dbvae"
+    kind: str = "dbvae"  # one of KINDS
     resample: bool = False
     rule: str = DEFAULT_RULE
     alpha: float = DEFAULT_ALPHA
@@ -46,22 +40,25 @@ class Variant:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Variant {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}.")
+        if self.kind == "vae" and (self.resample or self.oracle_darker_share is not None):
+            raise ValueError(f"Variant {self.name!r}: a VAE trains on all faces alike (no resampling or oracle).")
         if self.oracle_darker_share is not None and not 0 < self.oracle_darker_share < 1:
             raise ValueError(f"Variant {self.name!r}: oracle_darker_share must be in (0, 1).")
         if self.resample and self.oracle_darker_share is not None:
             raise ValueError(f"Variant {self.name!r}: choose adaptive resampling or the oracle, not both.")
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
 LAB_VARIANTS: dict[str, Variant] = {
     "cnn": Variant("cnn", kind="cnn"),
+    "vae": Variant("vae", kind="vae"),
     "dbvae": Variant("dbvae", resample=True),
 }
 
 
-def oracle_face_probs(train: FaceDataset, darker_share: float) -> np.ndarray:
+def oracle_sampling_probs(train: FaceDataset, darker_share: float) -> np.ndarray:
     """Per-face probabilities that make ``darker_share`` of drawn faces darker-skinned.
 
     This *reads the skin-tone attribute*: it is the label-aware upper bound the DB-VAE tries to approach without
@@ -94,7 +91,7 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
             raise ValueError(f"Log entry for epoch {entry.get('epoch')} counts {counts.size} faces but the "
                              f"training set has {flag.size}; pass the dataset the model was trained on.")
         shares.append(float(counts[flag].sum() / counts.sum()) if counts.sum() else float("nan"))
-        ess.append(resampling_diagnostics(np.asarray(entry["face_probs"], dtype=np.float64))["ess"])
+        ess.append(resampling_diagnostics(np.asarray(entry["sampling_probs"], dtype=np.float64))["ess"])
     return {"epochs": list(range(1, len(log) + 1)), "shares": shares, "ess": ess,
             "base_rate": float(flag.mean())}
 
@@ -111,24 +108,27 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     """
     from lab_utils import models, training
 
-    training.set_seed(seed)
+    seed_everything(seed)
     start = time.perf_counter()
-    face_probs = (oracle_face_probs(train, variant.oracle_darker_share)
-                  if variant.oracle_darker_share is not None else None)
-    record: dict[str, Any] = {"variant": variant.as_dict(), "seed": seed, "profile": profile.name}
+    sampling_probs = (oracle_sampling_probs(train, variant.oracle_darker_share)
+                      if variant.oracle_darker_share is not None else None)
+    record: dict[str, Any] = {"variant": variant.to_dict(), "seed": seed, "profile": profile.name}
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = (models.build_cnn() if variant.kind == "cnn" else
+                 models.VAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed)
+                 if variant.kind == "vae" else
                  models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed))
+    log: list = []
+    common = {"batch_size": profile.batch_size, "seed": seed, "callbacks": callbacks, "verbose": verbose}
     if variant.kind == "cnn":
-        history = training.train_classifier(
-            model, train, epochs=epochs or profile.cnn_epochs, batch_size=profile.batch_size, seed=seed,
-            face_probs=face_probs, callbacks=callbacks, verbose=verbose)
-        log: list = []
+        history = training.train_classifier(model, train, epochs=epochs or profile.cnn_epochs,
+                                            sampling_probs=sampling_probs, **common)
+    elif variant.kind == "vae":
+        history = training.train_vae(model, train, epochs=epochs or profile.vae_epochs, **common)
     else:
         history, log = training.train_dbvae(
-            model, train, epochs=epochs or profile.dbvae_epochs, batch_size=profile.batch_size, seed=seed,
-            resample=variant.resample, rule=variant.rule, alpha=variant.alpha, face_probs=face_probs,
-            callbacks=callbacks, verbose=verbose, **variant.extra)
+            model, train, epochs=epochs or profile.dbvae_epochs, resample=variant.resample, rule=variant.rule,
+            alpha=variant.alpha, sampling_probs=sampling_probs, **common, **variant.extra)
     record["train_seconds"] = time.perf_counter() - start
     record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     record["resampling_log"] = log

@@ -15,6 +15,12 @@ from keras import ops
 
 RECONSTRUCTION_KINDS = ("l1", "l2")
 
+DEFAULT_KL_WEIGHT = 0.05
+"""The labs' and the library's KL weight (c in the loss): 100x the reference lab's. Why, with the evidence:
+README "What they found" and benchmarks/results/debias_pooled.md."""
+REFERENCE_LAB_KL_WEIGHT = 5e-4
+"""The reference lab's KL weight, kept for the labs' questions and the benchmark's pinned variants."""
+
 
 def _tensor(value: Any) -> Any:
     """float32 tensor: the losses are always computed in float32, also under mixed precision."""
@@ -72,29 +78,29 @@ def kl_divergence(mu: Any, logvar: Any) -> Any:
     return 0.5 * ops.sum(ops.exp(logvar) + ops.square(mu) - 1.0 - logvar, axis=-1)
 
 
-def reconstruction_loss(x: Any, x_hat: Any, kind: str = "l1") -> Any:
+def reconstruction_loss(x: Any, x_hat: Any, recon: str = "l1") -> Any:
     """Mean absolute (``"l1"``, the lab's choice) or squared (``"l2"``, the paper's) pixel error per sample.
 
     A mean rather than a sum keeps the loss on the scale of one pixel, which is what the lab's
     ``kl_weight`` (5e-4) was tuned against.
     """
-    if kind not in RECONSTRUCTION_KINDS:
-        raise ValueError(f"Unknown reconstruction kind {kind!r}; use one of {RECONSTRUCTION_KINDS}.")
+    if recon not in RECONSTRUCTION_KINDS:
+        raise ValueError(f"Unknown reconstruction {recon!r}; use one of {RECONSTRUCTION_KINDS}.")
     x, x_hat = _tensor(x), _tensor(x_hat)
     _check_same_shape("x", x, "x_hat", x_hat, min_rank=2)
     diff = x - x_hat
-    err = ops.abs(diff) if kind == "l1" else ops.square(diff)
+    err = ops.abs(diff) if recon == "l1" else ops.square(diff)
     return ops.mean(ops.reshape(err, (ops.shape(err)[0], -1)), axis=-1)
 
 
-def vae_loss(x: Any, x_hat: Any, mu: Any, logvar: Any, kl_weight: float, kind: str = "l1") -> Any:
-    """Reconstruction + ``kl_weight`` * KL per sample, shape (B,)."""
+def vae_loss(x: Any, x_hat: Any, mu: Any, logvar: Any, kl_weight: float, recon: str = "l1") -> Any:
+    """Reconstruction + ``kl_weight`` * KL per sample, shape (B,): Lab 2's exercise, and the VAE's loss."""
     if kl_weight < 0:
         raise ValueError(f"kl_weight must be >= 0, got {kl_weight}.")
-    recon = reconstruction_loss(x, x_hat, kind)
+    reconstruction = reconstruction_loss(x, x_hat, recon)
     kl = kl_divergence(mu, logvar)
-    _check_batch(("x", "mu"), (recon, kl))
-    return recon + kl_weight * kl
+    _check_batch(("x", "mu"), (reconstruction, kl))
+    return reconstruction + kl_weight * kl
 
 
 def classification_loss(y: Any, logit: Any) -> Any:
@@ -104,23 +110,67 @@ def classification_loss(y: Any, logit: Any) -> Any:
     return ops.binary_crossentropy(y, logit, from_logits=True)
 
 
-def dbvae_loss(
-    x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_weight: float, kind: str = "l1"
-) -> dict[str, Any]:
-    """DB-VAE loss terms per sample, each shape (B,).
+def dbvae_loss(x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_weight: float,
+               recon: str = "l1") -> Any:
+    """DB-VAE loss per sample, shape (B,): Lab 3's exercise, and the DB-VAE's loss.
 
-    ``total = classification + vae`` where ``vae = 1[face] * (reconstruction + kl_weight * KL)``: the
-    indicator is the gradient mask, so a non-face sends exactly zero gradient through the VAE terms.
-    ``reconstruction`` and ``kl`` are returned unmasked, for logging over faces.
+    ``classification + 1[face] * (reconstruction + kl_weight * KL)``: the face indicator is the gradient mask,
+    so a non-face sends exactly zero gradient through the VAE terms.
     """
     y = _as_vector("y", y)
-    classification = classification_loss(y, logit)
-    recon = reconstruction_loss(x, x_hat, kind)
-    kl = kl_divergence(mu, logvar)
-    _check_batch(("y", "x", "mu"), (y, recon, kl))
-    vae = y * (recon + kl_weight * kl)
-    total = classification + vae
-    for name, term in (("total", total), ("classification", classification), ("vae", vae)):
-        if _shape(term) is not None and len(term.shape) != 1:
-            raise ValueError(f"DB-VAE loss term {name!r} has shape {tuple(term.shape)}, expected (B,).")
-    return {"total": total, "classification": classification, "vae": vae, "reconstruction": recon, "kl": kl}
+    vae = vae_loss(x, x_hat, mu, logvar, kl_weight, recon)
+    total = classification_loss(y, logit) + y * vae
+    if _shape(total) is not None and len(total.shape) != 1:
+        raise ValueError(f"DB-VAE loss has shape {tuple(total.shape)}, expected (B,).")
+    return total
+
+
+LOSS_ARGUMENTS = {
+    "vae": "loss_fn(x, x_hat, mu, logvar, kl_weight, recon)",
+    "dbvae": "loss_fn(x, x_hat, y, logit, mu, logvar, kl_weight, recon)",
+}
+
+
+def probe_loss_inputs(kind: str, latent_dim: int, batch: int = 4, seed: int = 0) -> dict[str, Any]:
+    """A small batch shaped like what the model hands its loss in ``compute_loss``: 64x64 images, latents of the
+    model's size, and for the DB-VAE labels of shape (B,) with faces and non-faces next to (B, 1) logits."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (batch, 64, 64, 3)).astype(np.float32)
+    inputs = {"x": x, "x_hat": np.clip(x + rng.normal(0.0, 0.1, x.shape), 0, 1).astype(np.float32),
+              "mu": rng.normal(0.0, 1.0, (batch, latent_dim)).astype(np.float32),
+              "logvar": rng.uniform(-1.0, 0.5, (batch, latent_dim)).astype(np.float32)}
+    if kind == "dbvae":
+        inputs["y"] = (np.arange(batch) % 2).astype(np.float32)
+        inputs["logit"] = rng.normal(0.0, 1.0, (batch, 1)).astype(np.float32)
+    return inputs
+
+
+def check_loss_fn(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float, recon: str) -> None:
+    """Refuse a loss before training starts when it would not train: not callable, raising, not one finite
+    value per sample. The message names the shape expected and the usual mistake behind a wrong one."""
+    from lab_utils.checks import shape_mistake
+
+    signature = LOSS_ARGUMENTS[kind]
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be a function {signature} -> one loss per sample (B,), got "
+                         f"{type(loss_fn).__name__}.")
+    inputs = probe_loss_inputs(kind, latent_dim)
+    batch = inputs["x"].shape[0]
+    name = getattr(loss_fn, "__name__", "loss_fn")
+    try:
+        out = loss_fn(**{k: ops.convert_to_tensor(v) for k, v in inputs.items()}, kl_weight=kl_weight, recon=recon)
+        value = ops.convert_to_numpy(out)
+    except Exception as err:  # noqa: BLE001 - any failure is reported with the call it came from
+        raise ValueError(f"loss_fn {name!r} failed on a test batch of {batch} images, called as {signature}: "
+                         f"{type(err).__name__}: {err}") from err
+    import numpy as np
+
+    value = np.asarray(value)
+    if value.shape != (batch,):
+        raise ValueError(f"loss_fn {name!r} must return one loss per sample, shape (B,) = ({batch},), called as "
+                         f"{signature}; it {shape_mistake((batch,), value.shape)}.")
+    if not np.isfinite(value).all():
+        raise ValueError(f"loss_fn {name!r} returned non-finite values {value} on a test batch of valid inputs; "
+                         "look for log or sqrt of a negative number, or a division by zero.")

@@ -1,29 +1,39 @@
 """Keras 3 models: the baseline CNN face detector, a faces-only VAE and the DB-VAE, plus .keras save/load.
 
-The VAE and DB-VAE follow keras-io's VAE example: a seeded ``Sampling`` layer, named functional
-``encoder``/``decoder`` models, and a ``keras.Model`` subclass whose ``train_step`` computes the loss and
-exposes its trackers through ``metrics``, so they train with ``compile()``/``fit()`` like any model.
+The VAE and DB-VAE follow keras-io's newer VAE examples: a seeded ``Sampling`` layer, named functional
+``encoder``/``decoder`` models, ``call`` returning everything the loss needs, and the loss in a
+``compute_loss`` override built from ``keras.ops``, so ``compile()``/``fit()`` train them on TensorFlow, JAX
+and PyTorch alike. The loss itself is an argument (``loss_fn``): the function a student writes in Lab 2 or 3 is
+the one that trains.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
+from lab_utils import backend
 from lab_utils.files import atomic_path
-from lab_utils.losses import RECONSTRUCTION_KINDS, dbvae_loss, kl_divergence, reconstruction_loss
+from lab_utils.losses import (
+    DEFAULT_KL_WEIGHT,
+    RECONSTRUCTION_KINDS,
+    check_loss_fn,
+    classification_loss,
+    dbvae_loss,
+    kl_divergence,
+    reconstruction_loss,
+    vae_loss,
+)
 
 CNN_FILTERS = (12, 24, 48, 72)
 CNN_KERNELS = (5, 5, 3, 3)
 DECODER_FILTERS = (48, 24, 12, 3)
 DECODER_KERNELS = (3, 3, 5, 5)
-LAB_KL_WEIGHT = 5e-4
 
 
 def build_cnn(width: float = 1.0, name: str = "cnn", n_outputs: int = 1) -> keras.Model:
@@ -94,7 +104,8 @@ class Sampling(layers.Layer):
 
 
 def _check_loss_options(kl_weight: float, recon: str) -> None:
-    if not (isinstance(kl_weight, (int, float, np.floating)) and np.isfinite(kl_weight) and kl_weight >= 0):
+    if isinstance(kl_weight, bool) or not (isinstance(kl_weight, (int, float, np.floating))
+                                           and np.isfinite(kl_weight) and kl_weight >= 0):
         raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight!r}.")
     if recon not in RECONSTRUCTION_KINDS:
         raise ValueError(f"recon must be one of {RECONSTRUCTION_KINDS}, got {recon!r}.")
@@ -103,46 +114,52 @@ def _check_loss_options(kl_weight: float, recon: str) -> None:
 def predict_batch(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """One NumPy batch through Keras' compiled predict path (about 2x faster than an eager call).
 
-    Under a multi-replica ``tf.distribute`` strategy Keras 3.15's ``predict_on_batch`` hands every replica the
-    whole batch and concatenates the copies, so there the model is called directly instead.
+    Under a multi-replica ``tf.distribute`` strategy Keras' ``predict_on_batch`` hands every replica the whole
+    batch and concatenates the copies, so there the model is called directly instead.
     """
-    if model.distribute_strategy.num_replicas_in_sync > 1:
+    if backend.replicas(model) > 1:
         return ops.convert_to_numpy(model(x, training=False))
     return np.asarray(model.predict_on_batch(x))
 
 
-def _replica_mean(per_sample: Any) -> Any:
-    """The batch mean as this replica's share of the global mean: under ``tf.distribute`` each replica sees
-    1/n of the batch and the gradients are summed, so an unscaled mean would take n-times-too-large steps."""
-    return ops.mean(per_sample) / tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _apply_gradients(model: keras.Model, tape: tf.GradientTape, loss: Any) -> None:
-    """One optimiser step on an already ``scale_loss``-ed loss; ``apply`` unscales under mixed precision."""
-    grads = tape.gradient(loss, model.trainable_weights)
-    model.optimizer.apply(grads, model.trainable_weights)
+def predict_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Face logits (B, 1) of a CNN or a DB-VAE; the DB-VAE's come from its encoder alone (no decoding)."""
+    if isinstance(model, DBVAE):
+        return predict_batch(model.encoder, x)[:, :1]
+    return predict_batch(model, x)
 
 
 class _LatentModel(keras.Model):
-    """What the VAE and DB-VAE share: encoder (``n_extra`` leading logits), decoder, Sampling, config."""
+    """What the VAE and DB-VAE share: encoder (``n_extra`` leading logits), decoder, Sampling, loss, config.
+
+    ``loss_fn`` is not saved with the model: a loaded model trains on the reference loss again (it predicts
+    the same either way).
+    """
 
     n_extra = 0
+    kind = ""
+    reference_loss: Callable[..., Any]
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = LAB_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
+                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check_loss_options(kl_weight, recon)
         self.latent_dim = _check_latent_dim(latent_dim)
         self.kl_weight = float(kl_weight)
         self.recon = recon
         self.seed = seed
+        if loss_fn is not None:
+            check_loss_fn(loss_fn, self.kind, latent_dim=self.latent_dim, kl_weight=self.kl_weight, recon=recon)
+        self.loss_fn = loss_fn or type(self).reference_loss
         self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra)
         self.decoder = build_decoder(self.latent_dim)
         self.sampling = Sampling(seed, name="sampling")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
 
     def build(self, input_shape: Any = None) -> None:
-        # All weights exist once the functional encoder/decoder do, so subclasses build at the end of
-        # __init__ (a custom train_step never calls the model, and saving an "unbuilt" model would warn).
+        # All weights exist once the functional encoder/decoder do, so subclasses build at the end of __init__
+        # (saving an "unbuilt" model would warn).
         self.sampling.build(None)
         self.built = True
 
@@ -164,9 +181,20 @@ class _LatentModel(keras.Model):
         _, mu, logvar = self._split(out)
         return mu, logvar
 
-    def _latent(self, mu: Any, logvar: Any, training: bool) -> Any:
-        """A sample while training; the mean at inference, so predictions and evaluation are deterministic."""
-        return self.sampling((mu, logvar)) if training else mu
+    def call(self, x: Any, training: bool = False) -> dict[str, Any]:
+        """Everything the loss needs. The code is a sample while training and the mean at inference, so
+        predictions and evaluation are deterministic."""
+        extra, mu, logvar = self._split(self.encoder(x, training=training))
+        z = self.sampling((mu, logvar)) if training else mu
+        out = {"x_hat": self.decoder(z, training=training), "mu": mu, "logvar": logvar}
+        if self.n_extra:
+            out["logit"] = extra
+        return out
+
+    def _track_vae_terms(self, x: Any, out: dict[str, Any], faces: Any = None) -> None:
+        """Log reconstruction and KL with the reference terms (whatever loss trains), over faces only."""
+        self.reconstruction_tracker.update_state(reconstruction_loss(x, out["x_hat"], self.recon), sample_weight=faces)
+        self.kl_tracker.update_state(kl_divergence(out["mu"], out["logvar"]), sample_weight=faces)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight,
@@ -175,117 +203,57 @@ class _LatentModel(keras.Model):
 
 @keras.saving.register_keras_serializable(package="lab_utils")
 class VAE(_LatentModel):
-    """Faces-only VAE: loss = reconstruction + ``kl_weight`` * KL. ``call`` returns reconstructions.
+    """Faces-only VAE trained on ``loss_fn(x, x_hat, mu, logvar, kl_weight, recon)`` per sample (default
+    :func:`lab_utils.losses.vae_loss`). Labels in the data are ignored (train it on faces only)."""
 
-    Labels in the data are ignored (train it on faces only).
-    """
+    kind = "vae"
+    reference_loss = staticmethod(vae_loss)
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = LAB_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, **kwargs)
-        self.total_loss_tracker = keras.metrics.Mean(name="loss")
-        self.recon_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+    def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
+                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, **kwargs)
         self.build(None)
 
-    @property
-    def metrics(self) -> list[keras.metrics.Metric]:
-        return [self.total_loss_tracker, self.recon_loss_tracker, self.kl_loss_tracker]
-
-    def call(self, x: Any, training: bool = False) -> Any:
-        mu, logvar = self.encode(x, training=training)
-        return self.decoder(self._latent(mu, logvar, training), training=training)
-
-    def _loss_terms(self, x: Any, training: bool) -> dict[str, Any]:
-        mu, logvar = self.encode(x, training=training)
-        x_hat = self.decoder(self._latent(mu, logvar, training), training=training)
-        recon = reconstruction_loss(x, x_hat, self.recon)
-        kl = kl_divergence(mu, logvar)
-        return {"total": recon + self.kl_weight * kl, "reconstruction": recon, "kl": kl}
-
-    def _update_metrics(self, terms: dict[str, Any]) -> dict[str, Any]:
-        self.total_loss_tracker.update_state(terms["total"])
-        self.recon_loss_tracker.update_state(terms["reconstruction"])
-        self.kl_loss_tracker.update_state(terms["kl"])
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data: Any) -> dict[str, Any]:
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            terms = self._loss_terms(x, training=True)
-            loss = self.optimizer.scale_loss(_replica_mean(terms["total"]))
-        _apply_gradients(self, tape, loss)
-        return self._update_metrics(terms)
-
-    def test_step(self, data: Any) -> dict[str, Any]:
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_metrics(self._loss_terms(x, training=False))
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        per_sample = self.loss_fn(x, y_pred["x_hat"], y_pred["mu"], y_pred["logvar"], self.kl_weight, self.recon)
+        self._track_vae_terms(x, y_pred)
+        return backend.replica_mean(per_sample)
 
 
 @keras.saving.register_keras_serializable(package="lab_utils")
 class DBVAE(_LatentModel):
     """Debiasing VAE (Amini et al., AIES 2019): a face classifier whose encoder is also a VAE on faces.
 
-    Encoder outputs are ``[face logit, k means, k log-variances]``. Per sample, loss =
-    sigmoid_xent(face) + 1[face] * (reconstruction + ``kl_weight`` * KL), averaged over the batch, so
-    non-faces train only the classifier. ``call`` returns the face logit, shape (B, 1) like the CNN's.
+    Encoder outputs are ``[face logit, k means, k log-variances]``. It trains on
+    ``loss_fn(x, x_hat, y, logit, mu, logvar, kl_weight, recon)`` per sample, averaged over the batch (default
+    :func:`lab_utils.losses.dbvae_loss`: the face indicator masks the VAE terms, so non-faces train only the
+    classifier). ``call`` returns a dict with the face ``logit`` (B, 1), ``x_hat``, ``mu`` and ``logvar``.
     """
 
     n_extra = 1
+    kind = "dbvae"
+    reference_loss = staticmethod(dbvae_loss)
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = LAB_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, **kwargs)
-        self.total_loss_tracker = keras.metrics.Mean(name="loss")
-        self.classification_loss_tracker = keras.metrics.Mean(name="classification_loss")
-        self.recon_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-        self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy")
+    def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
+                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, **kwargs)
+        self.classification_tracker = keras.metrics.Mean(name="classification_loss")
+        self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # on logits
         self.build(None)
 
-    @property
-    def metrics(self) -> list[keras.metrics.Metric]:
-        return [self.total_loss_tracker, self.classification_loss_tracker, self.recon_loss_tracker,
-                self.kl_loss_tracker, self.accuracy_tracker]
-
-    def call(self, x: Any, training: bool = False) -> Any:
-        logit, _, _ = self._split(self.encoder(x, training=training))
-        return logit
-
-    def predict_face_prob(self, x: Any) -> np.ndarray:
-        """Face probability per image, (B,); for large sets use ``lab_utils.training.predict_face_probs``."""
-        return ops.convert_to_numpy(ops.sigmoid(self(x, training=False)))[:, 0]
-
-    def _loss_terms(self, x: Any, y: Any, training: bool) -> dict[str, Any]:
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
         if y is None:
             raise ValueError("DBVAE needs face labels: fit/evaluate it on (x, y) with y = 1 for faces, 0 otherwise.")
-        logit, mu, logvar = self._split(self.encoder(x, training=training))
-        x_hat = self.decoder(self._latent(mu, logvar, training), training=training)
-        terms = dbvae_loss(x, x_hat, y, logit, mu, logvar, self.kl_weight, self.recon)
-        terms["logit"] = ops.reshape(logit, (-1,))
-        return terms
-
-    def _update_metrics(self, terms: dict[str, Any], y: Any) -> dict[str, Any]:
         y = ops.reshape(ops.cast(y, "float32"), (-1,))
-        self.total_loss_tracker.update_state(terms["total"])
-        self.classification_loss_tracker.update_state(terms["classification"])
-        # VAE terms are averaged over the faces only: that is where they apply.
-        self.recon_loss_tracker.update_state(terms["reconstruction"], sample_weight=y)
-        self.kl_loss_tracker.update_state(terms["kl"], sample_weight=y)
-        self.accuracy_tracker.update_state(y, ops.sigmoid(terms["logit"]))
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data: Any) -> dict[str, Any]:
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            terms = self._loss_terms(x, y, training=True)
-            loss = self.optimizer.scale_loss(_replica_mean(terms["total"]))
-        _apply_gradients(self, tape, loss)
-        return self._update_metrics(terms, y)
-
-    def test_step(self, data: Any) -> dict[str, Any]:
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_metrics(self._loss_terms(x, y, training=False), y)
+        logit = y_pred["logit"]
+        per_sample = self.loss_fn(x, y_pred["x_hat"], y, logit, y_pred["mu"], y_pred["logvar"], self.kl_weight,
+                                  self.recon)
+        self.classification_tracker.update_state(classification_loss(y, logit))
+        self._track_vae_terms(x, y_pred, faces=y)  # the VAE terms apply to faces only
+        self.accuracy_tracker.update_state(y, ops.reshape(ops.cast(logit, "float32"), (-1,)))
+        return backend.replica_mean(per_sample)
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

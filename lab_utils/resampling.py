@@ -1,7 +1,7 @@
 """DB-VAE's adaptive resampling: draw faces with probability inverse to their density in latent space.
 
 Fairness by construction of the API: the resampler never sees an attribute (skin tone, gender, group).
-:func:`histogram_weights` takes latent means only, and :func:`encode_faces` / :func:`compute_face_probs`
+:func:`histogram_weights` takes latent means only, and :func:`encode_faces` / :func:`compute_sampling_probs`
 read nothing from a :class:`~lab_utils.data.FaceDataset` but ``images`` and the face labels (through
 ``face_idx``). Whatever the weights achieve for a group, they achieve it unsupervised, which is the
 paper's claim; a lab measures the effect afterwards, from attributes, outside this module.
@@ -9,7 +9,7 @@ paper's claim; a lab measures the effect afterwards, from attributes, outside th
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from keras import ops
@@ -17,8 +17,15 @@ from tqdm.auto import tqdm
 
 from lab_utils.data import FaceDataset
 
-RULES = ("product", "max")
+DEFAULT_RULE = "max"
+"""The labs' and the library's rule (the reference lab's). The paper's product over 32 latent dimensions at
+alpha 1e-3 collapsed onto a few faces on this benchmark (README "What they found", debias.md)."""
+DEFAULT_ALPHA = 1e-3
+DEFAULT_BINS = 10
 PROGRESS_MIN_IMAGES = 10_000
+
+Rule = Callable[..., np.ndarray]
+"""A resampling rule: ``rule(mu, bins, alpha) -> one sampling probability per face``."""
 
 
 def _logsumexp(a: np.ndarray, axis: int | None = None) -> np.ndarray:
@@ -27,15 +34,72 @@ def _logsumexp(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     return np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
 
 
-def check_weight_options(bins: int, alpha: float, rule: str) -> None:
+def _log_inverse_density(mu: np.ndarray, bins: int, alpha: float) -> np.ndarray:
+    """``-log(Q_i(mu_i) + alpha)`` per face and dimension, (n, k).
+
+    ``Q_i`` is the histogram of dimension i over ``bins`` equal-width bins spanning the faces' range, as bin
+    masses that sum to 1 (so ``alpha`` means the same whatever the latent scale; latents shrink to std ~0.07 at
+    a high KL weight). A dimension where all faces agree is one bin.
+    """
+    n, k = mu.shape
+    lo, width = mu.min(axis=0), np.ptp(mu, axis=0)
+    scale = np.divide(bins, width, out=np.zeros_like(width), where=width > 0)
+    bin_idx = np.clip(((mu - lo) * scale).astype(np.int64), 0, bins - 1)  # (n, k); max lands in last bin
+    flat = bin_idx + np.arange(k) * bins
+    mass = np.bincount(flat.ravel(), minlength=k * bins).reshape(k, bins) / n  # (k, bins), rows sum to 1
+    return -np.log(np.take_along_axis(mass, bin_idx.T, axis=1).T + alpha)
+
+
+def _normalise_log(log_w: np.ndarray) -> np.ndarray:
+    probs = np.exp(log_w - _logsumexp(log_w))
+    return probs / probs.sum()
+
+
+def product_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """The paper's rule: ``p(x)`` proportional to ``prod_i 1 / (Q_i(mu_i(x)) + alpha)``, in log space so 100
+    dimensions cannot under- or overflow."""
+    mu = _check_mu(mu)
+    return _normalise_log(_log_inverse_density(mu, bins, alpha).sum(axis=1))
+
+
+def max_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """The reference lab's rule (Lab 3's exercise): per dimension, weights ``1 / (Q_i + alpha)`` normalised
+    over faces; a face's weight is its largest over dimensions, normalised to sum to 1."""
+    mu = _check_mu(mu)
+    log_inv = _log_inverse_density(mu, bins, alpha)
+    return _normalise_log((log_inv - _logsumexp(log_inv, axis=0)).max(axis=1))
+
+
+RULES: dict[str, Rule] = {"product": product_rule, "max": max_rule}
+
+
+def check_weight_options(bins: int, alpha: float, rule: str | Rule) -> None:
     """Raise ValueError for options :func:`histogram_weights` cannot use (so a trainer can fail before fit)."""
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be an integer >= 1, got {bins!r}.")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
             or not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0 (density smoothing), got {alpha!r}.")
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES} (paper: 'product', reference lab: 'max'), got {rule!r}.")
+    if not callable(rule) and rule not in RULES:
+        raise ValueError(f"rule must be one of {sorted(RULES)} (paper: 'product', reference lab: 'max') or a "
+                         f"function rule(mu, bins, alpha) -> probabilities, got {rule!r}.")
+
+
+def rule_name(rule: str | Rule) -> str:
+    """A rule's name for logs and warnings: the registered name, else the function's."""
+    return rule if isinstance(rule, str) else getattr(rule, "__name__", type(rule).__name__)
+
+
+def _check_mu(mu: np.ndarray) -> np.ndarray:
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
+        raise ValueError(f"mu must be a non-empty (n_faces, latent_dim) array of latent means, got {mu.shape}.")
+    if not np.isfinite(mu).all():
+        raise ValueError(
+            f"mu has {int((~np.isfinite(mu)).sum())} non-finite values; the encoder diverged "
+            "(check the learning rate / KL weight) or the input images are not in [0, 1]."
+        )
+    return mu
 
 
 def _select_dims(dims: Sequence[int] | None, k: int) -> np.ndarray:
@@ -52,43 +116,26 @@ def _select_dims(dims: Sequence[int] | None, k: int) -> np.ndarray:
 def histogram_weights(
     mu: np.ndarray,
     *,
-    bins: int = 10,
-    alpha: float = 1e-3,
-    rule: str = "product",
+    bins: int = DEFAULT_BINS,
+    alpha: float = DEFAULT_ALPHA,
+    rule: str | Rule = DEFAULT_RULE,
     dims: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Sampling probability per face (float64, sums to 1) from latent means ``mu`` (N, k).
-
-    Per latent dimension i, ``Q_i`` is the histogram over ``bins`` equal-width bins spanning the faces'
-    range, normalised to bin masses that sum to 1 (so ``alpha`` means the same whatever the latent scale;
-    latents can shrink to std ~0.07 at high KL weight). A face's weight in dimension i is
-    ``1 / (Q_i(z_i) + alpha)``. ``rule="product"`` (the paper) multiplies them over dimensions, in log
-    space so 100 dimensions cannot under/overflow; ``rule="max"`` (the reference lab) normalises each
-    dimension's weights over faces and takes the element-wise maximum. ``dims`` restricts the histogram to
-    some latent dimensions. Degenerate input (one face, identical latents) gives uniform probabilities.
-    """
+    """Sampling probability per face (float64, sums to 1) from latent means ``mu`` (N, k) by ``rule``: a name
+    in :data:`RULES` or your own function ``rule(mu, bins, alpha)``. ``dims`` restricts the histograms to some
+    latent dimensions. Degenerate input (one face, identical latents) gives uniform probabilities."""
     check_weight_options(bins, alpha, rule)
-    mu = np.asarray(mu, dtype=np.float64)
-    if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
-        raise ValueError(f"mu must be a non-empty (n_faces, latent_dim) array of latent means, got {mu.shape}.")
-    if not np.isfinite(mu).all():
-        raise ValueError(
-            f"mu has {int((~np.isfinite(mu)).sum())} non-finite values; the encoder diverged "
-            "(check the learning rate / KL weight) or the input images are not in [0, 1]."
-        )
+    mu = _check_mu(mu)
     mu = mu[:, _select_dims(dims, mu.shape[1])]
-    n, k = mu.shape
-    lo, width = mu.min(axis=0), np.ptp(mu, axis=0)
-    scale = np.divide(bins, width, out=np.zeros_like(width), where=width > 0)  # zero width -> one bin
-    bin_idx = np.clip(((mu - lo) * scale).astype(np.int64), 0, bins - 1)  # (n, k); max lands in last bin
-    flat = bin_idx + np.arange(k) * bins
-    mass = np.bincount(flat.ravel(), minlength=k * bins).reshape(k, bins) / n  # (k, bins), rows sum to 1
-    log_inv = -np.log(np.take_along_axis(mass, bin_idx.T, axis=1).T + alpha)  # (n, k)
-    if rule == "product":
-        log_w = log_inv.sum(axis=1)
-    else:
-        log_w = (log_inv - _logsumexp(log_inv, axis=0)).max(axis=1)
-    probs = np.exp(log_w - _logsumexp(log_w))
+    fn = RULES[rule] if isinstance(rule, str) else rule
+    probs = np.asarray(fn(mu, bins, alpha), dtype=np.float64)
+    name = rule_name(rule)
+    if probs.shape != (len(mu),):
+        raise ValueError(f"The resampling rule {name!r} returned shape {probs.shape}; it must return one "
+                         f"probability per face, shape ({len(mu)},).")
+    if not np.isfinite(probs).all() or (probs < 0).any() or not probs.sum() > 0:
+        raise ValueError(f"The resampling rule {name!r} returned weights that are negative, non-finite or all "
+                         "zero; every face needs a finite weight >= 0 and at least one a positive one.")
     return probs / probs.sum()
 
 
@@ -139,13 +186,13 @@ def encode_faces(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
     return np.concatenate(means, axis=0)
 
 
-def compute_face_probs(
+def compute_sampling_probs(
     model: Any,
     dataset: FaceDataset,
     *,
-    bins: int = 10,
-    alpha: float = 1e-3,
-    rule: str = "product",
+    bins: int = DEFAULT_BINS,
+    alpha: float = DEFAULT_ALPHA,
+    rule: str | Rule = DEFAULT_RULE,
     dims: Sequence[int] | None = None,
     batch_size: int = 256,
     progress: bool | None = None,

@@ -25,7 +25,7 @@ class FaceBatchSampler:
         batch_size: int = 32,
         *,
         face_fraction: float = 0.5,
-        face_probs: np.ndarray | None = None,
+        sampling_probs: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
         if not _is_positive_int(batch_size):
@@ -57,14 +57,14 @@ class FaceBatchSampler:
         ])
         self._counts = np.zeros(self.n_faces, np.int64)
         self.last_face_indices = np.empty(0, np.int64)
-        self.set_face_probs(np.ones(self.n_faces) if face_probs is None else face_probs)
+        self.set_sampling_probs(np.ones(self.n_faces) if sampling_probs is None else sampling_probs)
 
     @property
     def n_faces(self) -> int:
         return len(self._face_idx)
 
     @property
-    def face_probs(self) -> np.ndarray:
+    def sampling_probs(self) -> np.ndarray:
         """Normalised draw probability of each face, in ``dataset.face_idx`` order (a copy)."""
         return self._probs.copy()
 
@@ -76,33 +76,33 @@ class FaceBatchSampler:
     def reset_counts(self) -> None:
         self._counts[:] = 0
 
-    def set_face_probs(self, p: np.ndarray) -> None:
+    def set_sampling_probs(self, p: np.ndarray) -> None:
         """Replace the face weights (any non-negative scale; normalised here). Takes effect on the next batch."""
         try:
             probs = np.asarray(p, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"face_probs must be numeric, got {type(p).__name__} ({err}).") from err
+            raise ValueError(f"sampling_probs must be numeric, got {type(p).__name__} ({err}).") from err
         if probs.ndim != 1:
-            raise ValueError(f"face_probs must be 1-D (one weight per face), got shape {probs.shape}.")
+            raise ValueError(f"sampling_probs must be 1-D (one weight per face), got shape {probs.shape}.")
         if len(probs) != self.n_faces:
             raise ValueError(
-                f"face_probs has {len(probs)} entries but the dataset has {self.n_faces} faces; "
+                f"sampling_probs has {len(probs)} entries but the dataset has {self.n_faces} faces; "
                 "give one weight per face in dataset.face_idx order."
             )
         bad = ~np.isfinite(probs)
         if bad.any():
             raise ValueError(
-                f"face_probs has {int(bad.sum())} non-finite values (NaN or inf), first at face position "
+                f"sampling_probs has {int(bad.sum())} non-finite values (NaN or inf), first at face position "
                 f"{int(np.flatnonzero(bad)[0])}; check the density estimate that produced them."
             )
         if (probs < 0).any():
             raise ValueError(
-                f"face_probs has {int((probs < 0).sum())} negative values (min {probs.min():.3g}); "
+                f"sampling_probs has {int((probs < 0).sum())} negative values (min {probs.min():.3g}); "
                 "weights must be >= 0."
             )
         total = probs.sum()
         if not total > 0:
-            raise ValueError("face_probs sums to 0; at least one face needs a positive weight.")
+            raise ValueError("sampling_probs sums to 0; at least one face needs a positive weight.")
         self._probs = probs / total
         cdf = np.cumsum(self._probs)
         self._cdf = cdf / cdf[-1]  # last entry exactly 1, so a uniform draw in [0, 1) always lands on a face
@@ -123,7 +123,7 @@ class FaceBatchSampler:
 
     def as_keras_dataset(self, steps_per_epoch: int) -> keras.utils.PyDataset:
         """For ``model.fit``: each epoch is ``steps_per_epoch`` fresh batches drawn with the probabilities
-        current at that time, so ``set_face_probs`` from a callback applies from the next epoch on.
+        current at that time, so ``set_sampling_probs`` from a callback applies from the next epoch on.
 
         Keras draws two extra batches once, before training, to learn the batch shapes.
         """

@@ -127,7 +127,7 @@ class BenchmarkConfig:
                 raise ValueError(f"BenchmarkConfig.{name} must be a number in [0, 1], got {value!r} "
                                  "(0.05 is CelebA-like, 0.5 balanced).")
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return {k: (float(v) if isinstance(v, (float, np.floating)) else int(v))
                 for k, v in dataclasses.asdict(self).items()}
 
@@ -145,7 +145,7 @@ def config_from_profile(profile: Profile, seed: int = 0, **overrides) -> Benchma
 
 def cache_key(cfg: BenchmarkConfig) -> str:
     """Short hash of everything that changes the pixels: config, DIFFICULTY and GENERATOR_VERSION."""
-    blob = json.dumps({"config": cfg.as_dict(), "difficulty": DIFFICULTY, "version": GENERATOR_VERSION},
+    blob = json.dumps({"config": cfg.to_dict(), "difficulty": DIFFICULTY, "version": GENERATOR_VERSION},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -615,7 +615,7 @@ def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.Pa
         dataset = _load_cached(path, cfg, split)
         if dataset is None:
             dataset = generate_split(cfg, split, progress=progress)
-            metadata = {"cache_key": key, "split": split, "config": cfg.as_dict(), "difficulty": DIFFICULTY,
+            metadata = {"cache_key": key, "split": split, "config": cfg.to_dict(), "difficulty": DIFFICULTY,
                         "generator_version": GENERATOR_VERSION, "groups": list(GROUPS)}
             save_dataset(dataset, path, metadata=metadata)
         splits.append(dataset)

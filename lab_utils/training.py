@@ -15,9 +15,20 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from lab_utils import backend
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
-from lab_utils.models import DBVAE, VAE, predict_batch
-from lab_utils.resampling import PROGRESS_MIN_IMAGES, check_weight_options, compute_face_probs
+from lab_utils.env import seed_everything
+from lab_utils.models import DBVAE, VAE, predict_logits
+from lab_utils.resampling import (
+    DEFAULT_ALPHA,
+    DEFAULT_BINS,
+    DEFAULT_RULE,
+    PROGRESS_MIN_IMAGES,
+    Rule,
+    check_weight_options,
+    compute_sampling_probs,
+    rule_name,
+)
 from lab_utils.sampler import FaceBatchSampler
 
 LOW_ESS_FRACTION = 0.01
@@ -28,11 +39,6 @@ to about zero in every group (benchmarks/results/debias.md)."""
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
 still hold more than exp(-3) ~ 5% of the untrained initial weights."""
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and the backend at once, for reproducible CPU runs (call before building a model)."""
-    keras.utils.set_random_seed(int(seed))
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -47,6 +53,9 @@ def _default(steps_per_epoch: int | None, one_pass: int) -> int:
 
 
 def _optimizer(learning_rate: float, ema_momentum: float | None, total_steps: int) -> keras.optimizers.Adam:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)) \
+            or not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r} (the labs use 5e-4).")
     if ema_momentum is None:
         return keras.optimizers.Adam(learning_rate)
     if not (isinstance(ema_momentum, (float, int)) and 0.0 <= ema_momentum < 1.0):
@@ -76,7 +85,7 @@ def _fit(
 ) -> keras.callbacks.History:
     epochs = _check_positive_int("epochs", epochs)
     steps_per_epoch = _check_positive_int("steps_per_epoch", steps_per_epoch)
-    with model.distribute_strategy.scope():  # the strategy the model was built under (tf.distribute), if any
+    with backend.training_scope(model):  # the tf.distribute strategy the model was built under, if any
         model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch),
                       **compile_kwargs)
         return model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs,
@@ -93,21 +102,21 @@ def train_classifier(
     learning_rate: float = 5e-4,
     ema_momentum: float | None = 0.995,
     seed: int = 0,
-    face_probs: np.ndarray | None = None,
+    sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
 ) -> keras.callbacks.History:
     """Train a logit-output classifier (the CNN) on half-face batches; the model ends up holding EMA weights.
 
-    ``steps_per_epoch`` defaults to one pass over the data (``len(train) // batch_size``); ``face_probs``
+    ``steps_per_epoch`` defaults to one pass over the data (``len(train) // batch_size``); ``sampling_probs``
     (``train.face_idx`` order) fixes the face sampling, e.g. for a label-aware oracle.
     """
     if isinstance(model, (VAE, DBVAE)):
         raise ValueError(f"train_classifier trains plain classifiers; use train_vae/train_dbvae for "
                          f"{type(model).__name__}.")
     batch_size = _check_positive_int("batch_size", batch_size)
-    set_seed(seed)
-    sampler = FaceBatchSampler(train, batch_size, face_probs=face_probs, seed=seed)
+    seed_everything(seed)
+    sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
     return _fit(
         model, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
@@ -133,7 +142,7 @@ def train_vae(
     if not isinstance(vae, VAE):
         raise ValueError(f"train_vae expects a lab_utils.models.VAE, got {type(vae).__name__}.")
     batch_size = _check_positive_int("batch_size", batch_size)
-    set_seed(seed)
+    seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, face_fraction=1.0, seed=seed)
     return _fit(
         vae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, sampler.n_faces // batch_size),
@@ -149,7 +158,7 @@ class ResamplingCallback(keras.callbacks.Callback):
     measured on the ``cpu`` benchmark), so the first epoch samples uniformly.
 
     ``log`` gets one entry per epoch: ``epoch``, ``recomputed`` (bool), ``diagnostics`` (ESS, max/mean
-    weight; None when not recomputed), ``face_probs`` in use and ``drawn_face_counts`` (how often each
+    weight; None when not recomputed), ``sampling_probs`` in use and ``drawn_face_counts`` (how often each
     face, in ``face_idx`` order, was drawn that epoch), so a lab can compute, from attributes it holds
     outside the resampler, e.g. the darker share of drawn faces. With ``resample=False`` it only records
     (the uniform-sampling control).
@@ -162,9 +171,9 @@ class ResamplingCallback(keras.callbacks.Callback):
         resample: bool = True,
         every: int = 1,
         start_epoch: int = 1,
-        bins: int = 10,
-        alpha: float = 1e-3,
-        rule: str = "product",
+        bins: int = DEFAULT_BINS,
+        alpha: float = DEFAULT_ALPHA,
+        rule: str | Rule = DEFAULT_RULE,
         dims: Sequence[int] | None = None,
         batch_size: int = 256,
     ) -> None:
@@ -187,9 +196,9 @@ class ResamplingCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._diagnostics = None
         if self._due(epoch):
-            probs, self._diagnostics = compute_face_probs(self.model, self.sampler.dataset,
+            probs, self._diagnostics = compute_sampling_probs(self.model, self.sampler.dataset,
                                                           batch_size=self.batch_size, **self.weight_options)
-            self.sampler.set_face_probs(probs)
+            self.sampler.set_sampling_probs(probs)
             self._warn_if_concentrated(epoch)
         self.sampler.reset_counts()
 
@@ -197,10 +206,12 @@ class ResamplingCallback(keras.callbacks.Callback):
         ess, n = self._diagnostics["ess"], self._diagnostics["n_faces"]
         if ess < LOW_ESS_FRACTION * n:
             options = self.weight_options
+            name = rule_name(options["rule"])
+            advice = "Raise alpha, histogram fewer dims" + (", or use rule='max'" if name == "product" else "")
             warnings.warn(
                 f"Epoch {epoch}: the resampling weights are worth only {ess:.1f} of {n:.0f} faces (effective "
-                f"sample size), so the detector sees the same few faces over and over (rule={options['rule']!r}, "
-                f"alpha={options['alpha']:g}). Raise alpha, histogram fewer dims, or use rule='max'.",
+                f"sample size), so the detector sees the same few faces over and over (rule={name!r}, "
+                f"alpha={options['alpha']:g}). {advice}.",
                 RuntimeWarning, stacklevel=2,
             )
 
@@ -209,7 +220,7 @@ class ResamplingCallback(keras.callbacks.Callback):
             "epoch": epoch,
             "recomputed": self._diagnostics is not None,
             "diagnostics": self._diagnostics,
-            "face_probs": self.sampler.face_probs,
+            "sampling_probs": self.sampler.sampling_probs,
             "drawn_face_counts": self.sampler.drawn_face_counts,
         })
 
@@ -220,9 +231,9 @@ def train_dbvae(
     *,
     epochs: int,
     resample: bool = True,
-    rule: str = "product",
-    alpha: float = 1e-3,
-    bins: int = 10,
+    rule: str | Rule = DEFAULT_RULE,
+    alpha: float = DEFAULT_ALPHA,
+    bins: int = DEFAULT_BINS,
     dims: Sequence[int] | None = None,
     recompute_every: int = 1,
     resample_start_epoch: int = 1,
@@ -231,23 +242,23 @@ def train_dbvae(
     learning_rate: float = 5e-4,
     ema_momentum: float | None = 0.995,
     seed: int = 0,
-    face_probs: np.ndarray | None = None,
+    sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
 ) -> tuple[keras.callbacks.History, list[dict[str, Any]]]:
     """Train a DB-VAE on half-face batches, re-weighting faces by latent density from epoch
     ``resample_start_epoch`` on (see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling
-    control with the same model, loss and log; with ``face_probs`` (``train.face_idx`` order) it gives a
+    control with the same model, loss and log; with ``sampling_probs`` (``train.face_idx`` order) it gives a
     fixed-weight control such as a label-aware oracle (with resampling they only apply until the first recompute).
-    ``rule`` defaults to the paper's product; the labs use ``"max"`` (``lab_utils.experiments.DEFAULT_RULE``), and a
-    warning says when the weights collapse onto a few faces.
+    ``rule`` is a name in ``resampling.RULES`` or your own function ``rule(mu, bins, alpha) -> probabilities``
+    (Lab 3 trains with the student's); a warning says when the weights collapse onto a few faces.
     Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
     """
     if not isinstance(dbvae, DBVAE):
         raise ValueError(f"train_dbvae expects a lab_utils.models.DBVAE, got {type(dbvae).__name__}.")
     batch_size = _check_positive_int("batch_size", batch_size)
-    set_seed(seed)
-    sampler = FaceBatchSampler(train, batch_size, face_probs=face_probs, seed=seed)
+    seed_everything(seed)
+    sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
     resampler = ResamplingCallback(sampler, resample=resample, every=recompute_every,
                                    start_epoch=resample_start_epoch, bins=bins, alpha=alpha, rule=rule, dims=dims)
     history = _fit(
@@ -256,6 +267,26 @@ def train_dbvae(
         verbose=verbose,
     )
     return history, resampler.log
+
+
+def one_step_changes(model: DBVAE | VAE, x: np.ndarray, y: np.ndarray, *, learning_rate: float = 0.1
+                     ) -> dict[str, float]:
+    """Largest absolute change of the encoder's and of the decoder's weights after one plain SGD step on
+    ``(x, y)``, with the model's own loss.
+
+    A step of SGD moves each weight by ``learning_rate`` times its gradient, so a weight that does not move got
+    exactly zero gradient: Lab 3 shows the face indicator's gradient mask this way, on every backend, without
+    a gradient tape. It compiles the model, so use a throwaway one.
+    """
+    if not isinstance(model, (VAE, DBVAE)):
+        raise ValueError(f"one_step_changes expects a lab_utils VAE or DBVAE, got {type(model).__name__}.")
+    parts = {"encoder": model.encoder, "decoder": model.decoder}
+    before = {name: [np.array(w.numpy()) for w in part.trainable_weights] for name, part in parts.items()}
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+    model.train_on_batch(np.asarray(x, np.float32), np.asarray(y, np.float32))
+    return {name: max(float(np.max(np.abs(np.asarray(w.numpy()) - b)))
+                      for w, b in zip(part.trainable_weights, before[name]))
+            for name, part in parts.items()}
 
 
 def _as_float_images(images_or_dataset: FaceDataset | np.ndarray) -> tuple[np.ndarray, bool]:
@@ -298,7 +329,7 @@ def predict_face_probs(
         x = images[start: start + batch_size].astype(np.float32)
         if is_uint8:
             x /= 255.0
-        out = predict_batch(model, x)
+        out = predict_logits(model, x)
         if out.size != len(x):
             raise ValueError(f"{model.name} returned shape {out.shape} for {len(x)} images; "
                              "predict_face_probs needs one face logit per image.")

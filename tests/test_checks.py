@@ -47,30 +47,30 @@ def _kl_nan(mu, logvar):
     return 0.5 * ops.sum(ops.exp(logvar) + mu**2 - 1.0 - ops.log(ops.exp(logvar) - 1.0), axis=-1)
 
 
-def _vae_no_kl_weight(x, x_hat, mu, logvar, kl_weight, kind):
-    return losses.reconstruction_loss(x, x_hat, kind) + losses.kl_divergence(mu, logvar)
+def _vae_no_kl_weight(x, x_hat, mu, logvar, kl_weight, recon):
+    return losses.reconstruction_loss(x, x_hat, recon) + losses.kl_divergence(mu, logvar)
 
 
-def _vae_broadcast(x, x_hat, mu, logvar, kl_weight, kind):
+def _vae_broadcast(x, x_hat, mu, logvar, kl_weight, recon):
     kl = ops.reshape(losses.kl_divergence(mu, logvar), (-1, 1))
-    return losses.reconstruction_loss(x, x_hat, kind) + kl_weight * kl
+    return losses.reconstruction_loss(x, x_hat, recon) + kl_weight * kl
 
 
-def _vae_nan(x, x_hat, mu, logvar, kl_weight, kind):
-    return losses.vae_loss(x, x_hat, mu, logvar, kl_weight, kind) + ops.sqrt(mu[:, 0])
+def _vae_nan(x, x_hat, mu, logvar, kl_weight, recon):
+    return losses.vae_loss(x, x_hat, mu, logvar, kl_weight, recon) + ops.sqrt(mu[:, 0])
 
 
-def _dbvae_vae_on_all(x, x_hat, y, logit, mu, logvar, kl_weight, kind):
-    return losses.classification_loss(y, logit) + losses.vae_loss(x, x_hat, mu, logvar, kl_weight, kind)
+def _dbvae_vae_on_all(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
+    return losses.classification_loss(y, logit) + losses.vae_loss(x, x_hat, mu, logvar, kl_weight, recon)
 
 
-def _dbvae_broadcast(x, x_hat, y, logit, mu, logvar, kl_weight, kind):
-    vae = losses.vae_loss(x, x_hat, mu, logvar, kl_weight, kind)  # (B,) times a (B, 1) y -> B x B
+def _dbvae_broadcast(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
+    vae = losses.vae_loss(x, x_hat, mu, logvar, kl_weight, recon)  # (B,) times a (B, 1) y -> B x B
     return losses.classification_loss(y, logit) + y * vae
 
 
-def _dbvae_nan(x, x_hat, y, logit, mu, logvar, kl_weight, kind):
-    total = checks.dbvae_total_reference(x, x_hat, y, logit, mu, logvar, kl_weight, kind)
+def _dbvae_nan(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
+    total = losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
     return total + ops.sqrt(ops.reshape(logit, (-1,)))  # NaN wherever the logit is negative
 
 
@@ -86,7 +86,7 @@ def _reparam_nan(mu, logvar, eps):
     return mu + ops.sqrt(logvar) * eps
 
 
-def _probs_density(mu, bins, alpha, rule="product"):
+def _probs_density(mu, bins, alpha, rule="max"):
     """The reference lab's density=True histogram, i.e. a different smoothing than the reference."""
     weights = []
     for column in np.asarray(mu, dtype=np.float64).T:
@@ -96,12 +96,12 @@ def _probs_density(mu, bins, alpha, rule="product"):
     return w / w.sum()
 
 
-def _probs_broadcast(mu, bins, alpha, rule="product"):
+def _probs_broadcast(mu, bins, alpha, rule="max"):
     p = resampling.histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
     return p[:, None] * np.ones_like(p)
 
 
-def _probs_nan(mu, bins, alpha, rule="product"):
+def _probs_nan(mu, bins, alpha, rule="max"):
     p = resampling.histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
     return p + np.sqrt(p - np.median(p))
 
@@ -122,10 +122,9 @@ CHECKS = {
                        _reparam_nan),
     "kl_divergence": (checks.check_kl_divergence, losses.kl_divergence, _kl_half, _kl_broadcast, _kl_nan),
     "vae_loss": (checks.check_vae_loss, losses.vae_loss, _vae_no_kl_weight, _vae_broadcast, _vae_nan),
-    "dbvae_loss": (checks.check_dbvae_loss, checks.dbvae_total_reference, _dbvae_vae_on_all, _dbvae_broadcast,
-                   _dbvae_nan),
-    "resampling_probs": (checks.check_resampling_probs, checks.resampling_probs_reference, _probs_density,
-                         _probs_broadcast, _probs_nan),
+    "dbvae_loss": (checks.check_dbvae_loss, losses.dbvae_loss, _dbvae_vae_on_all, _dbvae_broadcast, _dbvae_nan),
+    "resampling_probs": (checks.check_resampling_probs, resampling.max_rule, _probs_density, _probs_broadcast,
+                         _probs_nan),
     "group_recall": (checks.check_group_recall, checks.group_recall_reference, _recall_strict, None, _recall_nan),
 }
 
@@ -263,13 +262,17 @@ def test_reference_reparameterize_works_on_tensors():
     np.testing.assert_allclose(ops.convert_to_numpy(z), np.ones((2, 3)))
 
 
-def test_resampling_check_with_the_max_rule(capsys):
-    assert checks.check_resampling_probs(checks.resampling_probs_reference, rule="max") \
-        is checks.resampling_probs_reference
+def test_resampling_check_defaults_to_the_rule_the_lab_trains_with(capsys):
+    assert resampling.DEFAULT_RULE == "max"
+    assert checks.check_resampling_probs(resampling.max_rule) is resampling.max_rule
     assert _one_line(capsys) == "PASS resampling_probs"
-    checks.check_resampling_probs(_probs_density, rule="max")
+    checks.check_resampling_probs(resampling.product_rule)  # the paper's rule is not the lab's exercise
     line = _one_line(capsys)
-    assert "wrong value" in line and "rule='max'" in line and "take the maximum" in line
+    assert "wrong value" in line and "take the maximum" in line and "lab_utils.resampling.max_rule" in line
+    assert checks.check_resampling_probs(resampling.product_rule, rule="product") is resampling.product_rule
+    assert _one_line(capsys) == "PASS resampling_probs"
+    with pytest.raises(ValueError, match="rule must be one of"):
+        checks.check_resampling_probs(resampling.max_rule, rule="median")
 
 
 def test_fallbacks_accept_the_notebooks_call_forms(capsys):
@@ -280,16 +283,5 @@ def test_fallbacks_accept_the_notebooks_call_forms(capsys):
     probs_fn = checks.check_resampling_probs(_not_done)
     mu = np.random.default_rng(0).normal(size=(20, 2))
     np.testing.assert_allclose(probs_fn(mu, 5, 1e-3), resampling.histogram_weights(mu, bins=5, alpha=1e-3))
+    assert probs_fn is resampling.max_rule
     capsys.readouterr()
-
-
-def test_dbvae_check_for_exercises_returning_the_dict_of_terms(capsys):
-    assert checks.check_dbvae_loss(losses.dbvae_loss, returns="dict") is losses.dbvae_loss
-    assert _one_line(capsys) == "PASS dbvae_loss"
-    returned = checks.check_dbvae_loss(checks.dbvae_total_reference, returns="dict")
-    assert "expected a dict with the key 'total'" in _one_line(capsys)
-    assert returned is not checks.dbvae_total_reference  # the dict-returning reference, as the notebook expects
-    checks.check_dbvae_loss(losses.dbvae_loss)
-    assert "returned a dict with keys" in _one_line(capsys)
-    with pytest.raises(ValueError, match="returns must be one of"):
-        checks.check_dbvae_loss(losses.dbvae_loss, returns="tensor")

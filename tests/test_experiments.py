@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lab_utils.data import FaceDataset
-from lab_utils.experiments import Variant, oracle_face_probs, resampling_summary
+from lab_utils.experiments import Variant, oracle_sampling_probs, resampling_summary
 
 
 def _dataset(darker):
@@ -16,7 +16,7 @@ def _dataset(darker):
 
 def test_oracle_gives_requested_darker_share():
     darker = np.r_[np.ones(5), np.zeros(95)]
-    p = oracle_face_probs(_dataset(darker), 0.5)
+    p = oracle_sampling_probs(_dataset(darker), 0.5)
     assert p.shape == (100,) and np.isclose(p.sum(), 1.0)
     assert np.isclose(p[darker == 1].sum(), 0.5)
     assert np.allclose(p[darker == 1], 0.1) and np.allclose(p[darker == 0], 0.5 / 95)
@@ -24,10 +24,10 @@ def test_oracle_gives_requested_darker_share():
 
 def test_oracle_needs_both_groups_and_the_attribute():
     with pytest.raises(ValueError, match="both lighter and darker"):
-        oracle_face_probs(_dataset(np.zeros(10)), 0.5)
+        oracle_sampling_probs(_dataset(np.zeros(10)), 0.5)
     ds = FaceDataset(np.zeros((2, 64, 64, 3), np.uint8), np.array([1, 0]))
     with pytest.raises(ValueError, match="'darker' attribute"):
-        oracle_face_probs(ds, 0.5)
+        oracle_sampling_probs(ds, 0.5)
 
 
 def test_variant_validation():
@@ -44,8 +44,8 @@ def test_resampling_summary_shares_ess_and_base_rate():
     ds = _dataset(darker)
     uniform = np.full(10, 0.1)
     tilted = np.where(darker == 1, 0.25, 0.0625)
-    log = [{"epoch": 0, "face_probs": uniform, "drawn_face_counts": np.r_[1, 1, np.full(8, 2)]},
-           {"epoch": 1, "face_probs": tilted, "drawn_face_counts": np.r_[5, 5, np.full(8, 1)]}]
+    log = [{"epoch": 0, "sampling_probs": uniform, "drawn_face_counts": np.r_[1, 1, np.full(8, 2)]},
+           {"epoch": 1, "sampling_probs": tilted, "drawn_face_counts": np.r_[5, 5, np.full(8, 1)]}]
     s = resampling_summary(ds, log)
     assert s["epochs"] == [1, 2] and s["base_rate"] == pytest.approx(0.2)
     assert s["shares"] == pytest.approx([2 / 18, 10 / 18])
@@ -55,6 +55,6 @@ def test_resampling_summary_shares_ess_and_base_rate():
 def test_resampling_summary_rejects_a_log_from_another_dataset():
     ds = _dataset(np.r_[np.ones(2), np.zeros(8)])
     with pytest.raises(ValueError, match="counts 3 faces but the training set has 10"):
-        resampling_summary(ds, [{"epoch": 0, "face_probs": np.full(3, 1 / 3), "drawn_face_counts": np.ones(3)}])
+        resampling_summary(ds, [{"epoch": 0, "sampling_probs": np.full(3, 1 / 3), "drawn_face_counts": np.ones(3)}])
     with pytest.raises(ValueError, match="no 'hat' attribute"):
         resampling_summary(ds, [], attribute="hat")

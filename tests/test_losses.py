@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from lab_utils import losses
 from lab_utils.losses import classification_loss, dbvae_loss, kl_divergence, reconstruction_loss, vae_loss
 
 B, K = 6, 3
@@ -70,17 +71,42 @@ def test_classification_matches_formula_and_flattens_column_inputs(batch):
 
 
 @pytest.mark.parametrize("label_shape", [(B,), (B, 1)])
-def test_dbvae_terms_are_per_sample_and_mask_non_faces(batch, label_shape):
+def test_dbvae_loss_is_per_sample_and_masks_non_faces(batch, label_shape):
     y = batch["y"].reshape(label_shape)
-    terms = {k: ops.convert_to_numpy(v) for k, v in dbvae_loss(
-        batch["x"], batch["x_hat"], y, batch["logit"][:, None], batch["mu"], batch["logvar"], 0.5, "l1").items()}
-    for name in ("total", "classification", "vae", "reconstruction", "kl"):
-        assert terms[name].shape == (B,), name  # a (B, 1) label must never broadcast to B x B
+    total = ops.convert_to_numpy(dbvae_loss(batch["x"], batch["x_hat"], y, batch["logit"][:, None], batch["mu"],
+                                            batch["logvar"], 0.5, "l1"))
+    assert total.shape == (B,)  # a (B, 1) label must never broadcast to B x B
     face = batch["y"]
     vae = np_recon(batch["x"], batch["x_hat"], "l1") + 0.5 * np_kl(batch["mu"], batch["logvar"])
-    np.testing.assert_allclose(terms["vae"], face * vae, rtol=1e-5)
-    np.testing.assert_array_equal(terms["vae"][face == 0], 0.0)
-    np.testing.assert_allclose(terms["total"], np_xent(face, batch["logit"]) + face * vae, rtol=1e-5)
+    xent = np_xent(face, batch["logit"])
+    np.testing.assert_allclose(total, xent + face * vae, rtol=1e-5)
+    np.testing.assert_allclose(total[face == 0], xent[face == 0], rtol=1e-6)
+
+
+def _good(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
+    return dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
+
+
+BAD_LOSSES = {
+    "scalar": (lambda *a, **k: ops.mean(_good(*a, **k)), "one number for the whole batch"),
+    "column": (lambda *a, **k: ops.reshape(_good(*a, **k), (-1, 1)), "drop the trailing axis"),
+    "broadcast": (lambda x, x_hat, y, logit, mu, logvar, kl_weight, recon:
+                  logit + losses.vae_loss(x, x_hat, mu, logvar, kl_weight, recon), "broadcasting mistake"),
+    "nan": (lambda *a, **k: _good(*a, **k) * np.nan, "non-finite"),
+    "raises": (lambda x, x_hat, y, logit, mu, logvar, kl_weight, kind: None, "failed on a test batch"),
+    "not callable": ("dbvae_loss", "must be a function"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_LOSSES)
+def test_a_loss_that_would_not_train_is_refused_with_the_likely_mistake(name):
+    fn, message = BAD_LOSSES[name]
+    with pytest.raises(ValueError, match=message) as err:
+        losses.check_loss_fn(fn, "dbvae", latent_dim=3, kl_weight=0.1, recon="l1")
+    if name in ("scalar", "column", "broadcast"):
+        assert "shape (B,) = (4,)" in str(err.value)
+    losses.check_loss_fn(_good, "dbvae", latent_dim=3, kl_weight=0.1, recon="l1")
+    losses.check_loss_fn(losses.vae_loss, "vae", latent_dim=3, kl_weight=0.1, recon="l2")
 
 
 def test_shape_errors_are_clear(batch):
@@ -95,7 +121,7 @@ def test_shape_errors_are_clear(batch):
     with pytest.raises(ValueError, match="Batch sizes differ"):
         dbvae_loss(batch["x"], batch["x_hat"], batch["y"], batch["logit"], batch["mu"][:3], batch["logvar"][:3],
                    0.1)
-    with pytest.raises(ValueError, match="reconstruction kind"):
+    with pytest.raises(ValueError, match="Unknown reconstruction"):
         reconstruction_loss(batch["x"], batch["x_hat"], "l3")
     with pytest.raises(ValueError, match="kl_weight"):
         vae_loss(batch["x"], batch["x_hat"], batch["mu"], batch["logvar"], -1.0)

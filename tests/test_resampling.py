@@ -9,7 +9,7 @@ import pytest
 from lab_utils.data import FaceDataset
 from lab_utils.models import DBVAE
 from lab_utils.resampling import (
-    compute_face_probs,
+    compute_sampling_probs,
     encode_faces,
     histogram_weights,
     resampling_diagnostics,
@@ -160,13 +160,13 @@ def test_entry_points_read_only_face_images(trapped_dataset):
     ds = trapped_dataset
     mu = encode_faces(MeanColourModel(), ds, batch_size=7)
     np.testing.assert_allclose(mu, ds.images[ds.face_idx].astype(np.float32).mean(axis=(1, 2)) / 255, rtol=1e-5)
-    probs, diag = compute_face_probs(MeanColourModel(), ds, batch_size=7, rule="max", bins=4)
+    probs, diag = compute_sampling_probs(MeanColourModel(), ds, batch_size=7, rule="max", bins=4)
     np.testing.assert_allclose(probs, histogram_weights(mu, rule="max", bins=4))
     assert diag == resampling_diagnostics(probs)
 
 
-def test_compute_face_probs_with_a_dbvae(trapped_dataset):
-    probs, diag = compute_face_probs(DBVAE(latent_dim=3, seed=0), trapped_dataset, batch_size=16)
+def test_compute_sampling_probs_with_a_dbvae(trapped_dataset):
+    probs, diag = compute_sampling_probs(DBVAE(latent_dim=3, seed=0), trapped_dataset, batch_size=16)
     assert probs.shape == (len(trapped_dataset.face_idx),) and probs.sum() == pytest.approx(1.0)
     assert 1.0 <= diag["ess"] <= len(probs)
 

@@ -59,8 +59,8 @@ def test_dataset_without_faces_is_refused():
 def test_draws_follow_probabilities():
     ds = make_dataset()
     weights = np.array([0, 1, 2, 3, 4, 0, 5, 1, 1, 3], dtype=float)
-    sampler = FaceBatchSampler(ds, batch_size=64, face_fraction=1.0, face_probs=weights * 7, seed=3)
-    np.testing.assert_allclose(sampler.face_probs, weights / weights.sum())
+    sampler = FaceBatchSampler(ds, batch_size=64, face_fraction=1.0, sampling_probs=weights * 7, seed=3)
+    np.testing.assert_allclose(sampler.sampling_probs, weights / weights.sum())
 
     traced = np.zeros(len(ds), int)
     for _ in range(500):
@@ -80,7 +80,7 @@ def test_draws_follow_probabilities():
 def test_uniform_by_default_and_nonfaces_uniform():
     ds = make_dataset()
     sampler = FaceBatchSampler(ds, batch_size=32, seed=0)
-    np.testing.assert_allclose(sampler.face_probs, np.full(N_FACES, 1 / N_FACES))
+    np.testing.assert_allclose(sampler.sampling_probs, np.full(N_FACES, 1 / N_FACES))
     nonface_counts = np.zeros(len(ds), int)
     for _ in range(300):
         np.add.at(nonface_counts, batch_indices(sampler.sample()[0][16:]), 1)
@@ -89,12 +89,12 @@ def test_uniform_by_default_and_nonfaces_uniform():
     assert nonface_counts[ds.face_idx].sum() == 0
 
 
-def test_reset_counts_and_set_face_probs_take_effect_next_batch():
+def test_reset_counts_and_set_sampling_probs_take_effect_next_batch():
     sampler = FaceBatchSampler(make_dataset(), batch_size=16, seed=0)
     sampler.sample()
     sampler.reset_counts()
     assert sampler.drawn_face_counts.sum() == 0
-    sampler.set_face_probs(np.eye(N_FACES)[4])
+    sampler.set_sampling_probs(np.eye(N_FACES)[4])
     sampler.sample()
     assert sampler.drawn_face_counts[4] == 8 and sampler.drawn_face_counts.sum() == 8
     assert (sampler.last_face_indices == sampler.dataset.face_idx[4]).all()
@@ -114,12 +114,12 @@ def test_reset_counts_and_set_face_probs_take_effect_next_batch():
 )
 def test_invalid_probabilities(probs, message):
     sampler = FaceBatchSampler(make_dataset(), seed=0)
-    before = sampler.face_probs
+    before = sampler.sampling_probs
     with pytest.raises(ValueError, match=message):
-        sampler.set_face_probs(probs)
-    np.testing.assert_array_equal(sampler.face_probs, before)  # a rejected update changes nothing
+        sampler.set_sampling_probs(probs)
+    np.testing.assert_array_equal(sampler.sampling_probs, before)  # a rejected update changes nothing
     with pytest.raises(ValueError, match=message):
-        FaceBatchSampler(make_dataset(), face_probs=probs)
+        FaceBatchSampler(make_dataset(), sampling_probs=probs)
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_keras_dataset_shape_and_validation():
         sampler.as_keras_dataset(0)
 
 
-def test_set_face_probs_between_keras_epochs_takes_effect():
+def test_set_sampling_probs_between_keras_epochs_takes_effect():
     ds = make_dataset()
     sampler = FaceBatchSampler(ds, batch_size=8, seed=0)
     per_epoch: list[np.ndarray] = []
@@ -166,7 +166,7 @@ def test_set_face_probs_between_keras_epochs_takes_effect():
     class Reweight(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
-                sampler.set_face_probs(np.eye(N_FACES)[2])
+                sampler.set_sampling_probs(np.eye(N_FACES)[2])
             sampler.reset_counts()
 
         def on_epoch_end(self, epoch, logs=None):

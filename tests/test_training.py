@@ -9,8 +9,10 @@ import keras
 import numpy as np
 import pytest
 
+from lab_utils import losses
 from lab_utils import training as training_module
 from lab_utils.data import FaceDataset
+from lab_utils.env import seed_everything
 from lab_utils.losses import reconstruction_loss
 from lab_utils.models import DBVAE, VAE, build_cnn
 from lab_utils.resampling import resampling_diagnostics
@@ -18,7 +20,6 @@ from lab_utils.sampler import FaceBatchSampler
 from lab_utils.training import (
     ResamplingCallback,
     predict_face_probs,
-    set_seed,
     train_classifier,
     train_dbvae,
     train_vae,
@@ -70,7 +71,7 @@ class WeightAverager(keras.callbacks.Callback):
 
 
 def test_classifier_learns_and_holds_ema_weights(train, test):
-    set_seed(0)
+    seed_everything(0)
     model = build_cnn(width=0.5)
     before = xent(test.labels, predict_face_probs(model, test))
     averager = WeightAverager(0.9)
@@ -91,12 +92,12 @@ def test_classifier_learns_and_holds_ema_weights(train, test):
 
 
 def test_vae_learns_to_reconstruct_faces(train, test):
-    set_seed(0)
+    seed_everything(0)
     vae = VAE(latent_dim=4, seed=0)
     faces = test.as_float(test.face_idx)
 
     def recon() -> float:
-        return float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(faces, vae(faces)))))
+        return float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(faces, vae(faces)["x_hat"]))))
 
     before = recon()
     history = train_vae(vae, train, epochs=2, batch_size=BATCH, steps_per_epoch=60, ema_momentum=0.9, verbose=0)
@@ -105,7 +106,7 @@ def test_vae_learns_to_reconstruct_faces(train, test):
 
 
 def test_dbvae_learns_and_logs_resampling(train, test):
-    set_seed(0)
+    seed_everything(0)
     model = DBVAE(latent_dim=4, seed=0)
     model.compile(optimizer="adam")
     before = model.evaluate(test.as_float(), test.labels, verbose=0, return_dict=True)
@@ -123,14 +124,14 @@ def test_dbvae_learns_and_logs_resampling(train, test):
     n_faces = len(train.face_idx)
     # Epoch 0 samples uniformly (the latent space is still random); recomputes start with epoch 1.
     assert [entry["recomputed"] for entry in log] == [False, True, True]
-    np.testing.assert_allclose(log[0]["face_probs"], 1 / n_faces)
+    np.testing.assert_allclose(log[0]["sampling_probs"], 1 / n_faces)
     assert 1.0 <= log[1]["diagnostics"]["ess"] <= n_faces
     for entry in log:
-        assert entry["face_probs"].shape == (n_faces,) and entry["face_probs"].sum() == pytest.approx(1.0)
+        assert entry["sampling_probs"].shape == (n_faces,) and entry["sampling_probs"].sum() == pytest.approx(1.0)
         # Counts cover exactly this epoch's batches: nothing drawn early for the next epoch, or late.
         assert entry["drawn_face_counts"].sum() == steps * BATCH // 2
     # Draws follow the probabilities in use: the top tenth of faces by probability gets its expected share.
-    probs, counts = log[-1]["face_probs"], log[-1]["drawn_face_counts"]
+    probs, counts = log[-1]["sampling_probs"], log[-1]["drawn_face_counts"]
     top = np.argsort(probs)[-n_faces // 10:]
     expected, observed = probs[top].sum(), counts[top].sum() / counts.sum()
     assert expected > 0.15  # the weights are not uniform (uniform would be 0.09)
@@ -152,7 +153,7 @@ def test_uniform_control_and_delayed_start(train):
     control = ResamplingCallback(sampler, resample=False)
     run_callback_epochs(control, sampler, 2)
     assert [entry["recomputed"] for entry in control.log] == [False, False]
-    np.testing.assert_allclose(control.log[1]["face_probs"], 1 / len(train.face_idx))
+    np.testing.assert_allclose(control.log[1]["sampling_probs"], 1 / len(train.face_idx))
     assert all(entry["drawn_face_counts"].sum() == 3 * BATCH // 2 for entry in control.log)  # reset per epoch
 
     sampler = FaceBatchSampler(train, BATCH)
@@ -160,45 +161,47 @@ def test_uniform_control_and_delayed_start(train):
     run_callback_epochs(delayed, sampler, 4)
     assert [entry["recomputed"] for entry in delayed.log] == [False, True, False, True]
     assert delayed.log[0]["diagnostics"] is None and delayed.log[1]["diagnostics"]["ess"] > 1
-    assert not np.allclose(delayed.log[1]["face_probs"], delayed.log[0]["face_probs"])
-    np.testing.assert_array_equal(delayed.log[2]["face_probs"], delayed.log[1]["face_probs"])
+    assert not np.allclose(delayed.log[1]["sampling_probs"], delayed.log[0]["sampling_probs"])
+    np.testing.assert_array_equal(delayed.log[2]["sampling_probs"], delayed.log[1]["sampling_probs"])
 
 
 def test_concentrated_weights_warn(monkeypatch):
     train = synthetic(300, 20, seed=2)  # enough faces that one face is under 1% of them
     n = len(train.face_idx)
     one_face = np.r_[1.0, np.zeros(n - 1)]
-    monkeypatch.setattr(training_module, "compute_face_probs",
+    monkeypatch.setattr(training_module, "compute_sampling_probs",
                         lambda *a, **k: (one_face, resampling_diagnostics(one_face)))
     sampler = FaceBatchSampler(train, BATCH)
-    with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='product'"):
+    with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='max'"):
         run_callback_epochs(ResamplingCallback(sampler), sampler, 2)
+    with pytest.warns(RuntimeWarning, match="rule='product'.*or use rule='max'"):
+        run_callback_epochs(ResamplingCallback(sampler, rule="product"), sampler, 2)
 
     healthy = np.full(n, 1.0 / n)
-    monkeypatch.setattr(training_module, "compute_face_probs",
+    monkeypatch.setattr(training_module, "compute_sampling_probs",
                         lambda *a, **k: (healthy, resampling_diagnostics(healthy)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run_callback_epochs(ResamplingCallback(sampler), sampler, 2)
 
 
-def test_dbvae_with_fixed_face_probs(train):
+def test_dbvae_with_fixed_sampling_probs(train):
     weights = np.where(np.arange(len(train.face_idx)) < 10, 1.0, 0.0)  # e.g. an oracle's fixed weights
-    _, log = train_dbvae(DBVAE(latent_dim=2, seed=0), train, epochs=1, resample=False, face_probs=weights,
+    _, log = train_dbvae(DBVAE(latent_dim=2, seed=0), train, epochs=1, resample=False, sampling_probs=weights,
                          batch_size=BATCH, steps_per_epoch=3, ema_momentum=None, verbose=0)
-    np.testing.assert_allclose(log[0]["face_probs"], weights / weights.sum())
+    np.testing.assert_allclose(log[0]["sampling_probs"], weights / weights.sum())
     assert log[0]["drawn_face_counts"][10:].sum() == 0 and log[0]["drawn_face_counts"].sum() == 3 * BATCH // 2
 
 
 def test_same_seed_same_weights(train):
     def run(seed: int) -> list[np.ndarray]:
-        set_seed(seed)
+        seed_everything(seed)
         model = build_cnn(width=0.25)
         train_classifier(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=8, ema_momentum=None,
                          seed=seed, verbose=0)
         return [w.numpy() for w in model.weights]
 
-    set_seed(1)
+    seed_everything(1)
     initial = [w.numpy() for w in build_cnn(width=0.25).weights]
     first, again = run(1), run(1)
     for a, b in zip(first, again):
@@ -248,3 +251,67 @@ def test_trainers_reject_the_wrong_model(train):
         train_classifier(build_cnn(width=0.25), train, epochs=1, ema_momentum=1.0)
     with pytest.raises(ValueError, match="rule"):
         train_dbvae(DBVAE(latent_dim=2), train, epochs=1, rule="mean")
+
+
+def weights_after(train, loss_fn, kind: str) -> list[np.ndarray]:
+    seed_everything(0)
+    model = (VAE if kind == "vae" else DBVAE)(latent_dim=4, seed=0, loss_fn=loss_fn)
+    if kind == "vae":
+        train_vae(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=5, ema_momentum=None, verbose=0)
+    else:
+        train_dbvae(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=5, ema_momentum=None, verbose=0)
+    return [np.array(w.numpy()) for w in model.trainable_weights]
+
+
+@pytest.mark.parametrize("kind", ["vae", "dbvae"])
+def test_the_loss_function_given_is_the_one_that_trains(train, kind):
+    """What the labs rely on: a student's loss that equals the reference trains the same weights, and a different
+    but valid loss (L2 instead of L1 reconstruction, whatever ``recon`` says) trains different ones."""
+    if kind == "vae":
+        def same(x, x_hat, mu, logvar, kl_weight, recon):
+            return losses.vae_loss(x, x_hat, mu, logvar, kl_weight, recon)
+
+        def other(x, x_hat, mu, logvar, kl_weight, recon):
+            return losses.vae_loss(x, x_hat, mu, logvar, kl_weight, "l2")
+    else:
+        def same(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
+            return losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
+
+        def other(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
+            return losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, "l2")
+
+    reference = weights_after(train, None, kind)
+    for a, b in zip(reference, weights_after(train, same, kind)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(reference, weights_after(train, other, kind)))
+
+
+def test_a_resampling_rule_function_is_what_draws_the_faces(train):
+    """Lab 3 trains with the student's rule: the trainer calls it as rule(mu, bins, alpha) and samples by it."""
+    calls = []
+
+    def first_face_only(mu, bins, alpha):
+        calls.append((mu.shape, bins, alpha))
+        return np.r_[1.0, np.zeros(len(mu) - 1)]
+
+    seed_everything(0)
+    model = DBVAE(latent_dim=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # one face is a collapsed ESS, by design here
+        _, log = train_dbvae(model, train, epochs=2, batch_size=BATCH, steps_per_epoch=3, ema_momentum=None,
+                             rule=first_face_only, bins=7, alpha=0.5, verbose=0)
+    assert calls == [((len(train.face_idx), 4), 7, 0.5)]
+    assert log[1]["drawn_face_counts"][0] == log[1]["drawn_face_counts"].sum() > 0
+
+    def wrong_length(mu, bins, alpha):
+        return np.ones(len(mu) + 1)
+
+    with pytest.raises(ValueError, match="rule 'wrong_length' returned shape"):
+        train_dbvae(DBVAE(latent_dim=4, seed=0), train, epochs=2, batch_size=BATCH, steps_per_epoch=2,
+                    ema_momentum=None, rule=wrong_length, verbose=0)
+
+
+@pytest.mark.parametrize("rate", [float("nan"), -1e-3, 0.0, "fast"])
+def test_a_learning_rate_that_cannot_train_is_refused(train, rate):
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+        train_classifier(build_cnn(width=0.25), train, epochs=1, steps_per_epoch=1, learning_rate=rate, verbose=0)

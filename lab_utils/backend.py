@@ -1,0 +1,117 @@
+"""The one module that knows which Keras backend runs: TensorFlow, JAX or PyTorch.
+
+Everything else in ``lab_utils`` is written with ``keras`` and ``keras.ops`` and runs on all three. What Keras
+does not hide lives here: versions and devices for the set-up cell, the per-replica loss scale and the scope of
+``tf.distribute`` (JAX spreads a batch with ``keras.distribution`` instead and needs neither), and a clear message
+when ``KERAS_BACKEND`` names a backend that is unknown or not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+"""Keras backend name -> the Python package it needs."""
+
+INSTALL_HINTS = {
+    "tensorflow": "python -m pip install 'tensorflow>=2.16,<3'",
+    "jax": "python -m pip install 'jax[cpu]'   (or 'jax[cuda12]' for an NVIDIA GPU)",
+    "torch": "python -m pip install torch",
+}
+
+
+def requested() -> str:
+    """The backend Keras will load: ``$KERAS_BACKEND``, else ``~/.keras/keras.json``, else TensorFlow."""
+    name = os.environ.get("KERAS_BACKEND")
+    if not name:
+        config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
+        try:
+            name = json.loads(config.read_text()).get("backend")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    return (name or "tensorflow").strip().lower()
+
+
+def check_requested() -> str:
+    """Fail early, before Keras does with a bare traceback, when the requested backend cannot load."""
+    name = requested()
+    if name not in BACKENDS:
+        raise ImportError(
+            f"KERAS_BACKEND={name!r} is not a backend these labs run on; use one of {sorted(BACKENDS)} "
+            "(e.g. `export KERAS_BACKEND=jax`), or unset it for TensorFlow."
+        )
+    if importlib.util.find_spec(BACKENDS[name]) is None:
+        raise ImportError(
+            f"KERAS_BACKEND={name!r} but the package {BACKENDS[name]!r} is not installed. Install it with "
+            f"`{INSTALL_HINTS[name]}`, or switch backend (`export KERAS_BACKEND=tensorflow`) and restart the kernel."
+        )
+    return name
+
+
+def name() -> str:
+    """The backend Keras is running on now."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def version() -> str:
+    """The running backend's package version."""
+    module = importlib.import_module(BACKENDS[name()])
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def accelerators() -> list[str]:
+    """The GPUs (or TPUs) the running backend can use; empty on a CPU-only machine."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    import torch
+
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def replicas(model: Any = None) -> int:
+    """How many ``tf.distribute`` replicas split each batch: the model's strategy, else the one in scope.
+
+    Always 1 on JAX and PyTorch, where ``keras.distribution`` computes the loss over the global batch.
+    """
+    if name() != "tensorflow":
+        return 1
+    if model is not None:
+        return int(model.distribute_strategy.num_replicas_in_sync)
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def replica_mean(per_sample: Any) -> Any:
+    """The batch mean as this replica's share of the global mean.
+
+    Under ``tf.distribute`` each replica sees 1/n of the batch and the replicas' gradients are summed, so an
+    unscaled mean would take n-times-too-large steps (Keras' own losses scale the same way).
+    """
+    from keras import ops
+
+    return ops.mean(per_sample) / replicas()
+
+
+@contextlib.contextmanager
+def training_scope(model: Any) -> Iterator[None]:
+    """Compile and fit inside the ``tf.distribute`` strategy the model was built under (if any)."""
+    if name() == "tensorflow":
+        with model.distribute_strategy.scope():
+            yield
+    else:
+        yield
