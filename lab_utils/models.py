@@ -84,20 +84,30 @@ def build_decoder(latent_dim: int) -> keras.Model:
     return keras.Model(inputs, x, name="decoder")
 
 
+def reparameterize(mu: Any, logvar: Any, eps: Any) -> Any:
+    """``z = mu + exp(0.5 * logvar) * eps``: the noise moves into ``eps``, so gradients reach mu and logvar.
+    Lab 2's exercise, and what :class:`Sampling` does unless given the student's version."""
+    return mu + ops.exp(0.5 * logvar) * eps
+
+
 @keras.saving.register_keras_serializable(package="lab_utils")
 class Sampling(layers.Layer):
-    """Reparameterisation ``z = mu + exp(0.5 * logvar) * eps``: sampling stays differentiable in mu and
-    logvar. Seeded, so a training run is reproducible."""
+    """Draws ``z`` with ``reparameterize(mu, logvar, eps)`` and seeded noise, so a training run is reproducible.
 
-    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+    ``reparameterize`` (default :func:`reparameterize`) is not saved: a loaded layer uses the reference.
+    """
+
+    def __init__(self, seed: int | None = None, reparameterize_fn: Callable[..., Any] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.reparameterize_fn = reparameterize_fn or reparameterize
 
     def call(self, inputs: tuple[Any, Any]) -> Any:
         mu, logvar = inputs
         eps = keras.random.normal(ops.shape(mu), dtype=mu.dtype, seed=self.seed_generator)
-        return mu + ops.exp(0.5 * logvar) * eps
+        return self.reparameterize_fn(mu, logvar, eps)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "seed": self.seed}
@@ -132,8 +142,8 @@ def predict_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
 class _LatentModel(keras.Model):
     """What the VAE and DB-VAE share: encoder (``n_extra`` leading logits), decoder, Sampling, loss, config.
 
-    ``loss_fn`` is not saved with the model: a loaded model trains on the reference loss again (it predicts
-    the same either way).
+    ``loss_fn`` and ``reparameterize_fn`` (the labs pass the student's) are not saved with the model: a loaded
+    model trains on the references again (it predicts the same either way).
     """
 
     n_extra = 0
@@ -141,7 +151,8 @@ class _LatentModel(keras.Model):
     reference_loss: Callable[..., Any]
 
     def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
+                 reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check_loss_options(kl_weight, recon)
         self.latent_dim = _check_latent_dim(latent_dim)
@@ -153,7 +164,7 @@ class _LatentModel(keras.Model):
         self.loss_fn = loss_fn or type(self).reference_loss
         self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra)
         self.decoder = build_decoder(self.latent_dim)
-        self.sampling = Sampling(seed, name="sampling")
+        self.sampling = Sampling(seed, reparameterize_fn, name="sampling")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
 
@@ -210,8 +221,9 @@ class VAE(_LatentModel):
     reference_loss = staticmethod(vae_loss)
 
     def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, **kwargs)
+                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
+                 reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)
         self.build(None)
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
@@ -236,8 +248,9 @@ class DBVAE(_LatentModel):
     reference_loss = staticmethod(dbvae_loss)
 
     def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, **kwargs)
+                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
+                 reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)
         self.classification_tracker = keras.metrics.Mean(name="classification_loss")
         self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # on logits
         self.build(None)

@@ -9,7 +9,7 @@ import pytest
 from keras import ops
 
 from lab_utils import checks, losses, resampling
-from lab_utils.checks import reparameterize_reference
+from lab_utils.models import reparameterize as reparameterize_reference
 
 
 def _one_line(capsys) -> str:
@@ -284,4 +284,13 @@ def test_fallbacks_accept_the_notebooks_call_forms(capsys):
     mu = np.random.default_rng(0).normal(size=(20, 2))
     np.testing.assert_allclose(probs_fn(mu, 5, 1e-3), resampling.histogram_weights(mu, bins=5, alpha=1e-3))
     assert probs_fn is resampling.max_rule
+    capsys.readouterr()
+
+
+def test_origin_names_whose_function_trains(capsys):
+    def vae_loss(*args):
+        raise NotImplementedError
+
+    assert checks.origin(vae_loss) == "your vae_loss"
+    assert checks.origin(checks.check_vae_loss(vae_loss)) == "the reference lab_utils.losses.vae_loss"
     capsys.readouterr()

@@ -192,3 +192,19 @@ def test_trains_under_mixed_precision(cls):
         assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_sampling_uses_the_reparameterize_function_given():
+    mu, logvar = np.ones((4, 2), np.float32), np.zeros((4, 2), np.float32)
+    calls = []
+
+    def mine(mu, logvar, eps):
+        calls.append(tuple(mu.shape))
+        return mu + 0.0 * eps
+
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(Sampling(0, mine)((mu, logvar))), mu)
+    vae = VAE(latent_dim=K, seed=0, reparameterize_fn=mine)
+    calls.clear()
+    vae.compile(optimizer="adam")
+    vae.train_on_batch(images(4), np.ones(4, np.float32))
+    assert calls  # traced or called while training

@@ -1,0 +1,123 @@
+"""The backend-agnostic core, proved on the other Keras backends: the unit tests of losses, models, training,
+resampling and checks run again in a fresh process under JAX (and PyTorch where it is installed), and
+data-parallel training through ``keras.distribution`` on two logical CPU devices takes the same steps as one device.
+
+Each backend needs its own process: Keras picks its backend once, at import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lab_utils import backend
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE_TESTS = ["tests/test_losses.py", "tests/test_models.py", "tests/test_training.py", "tests/test_resampling.py",
+              "tests/test_checks.py", "tests/test_sampler.py", "tests/test_experiments.py"]
+
+
+def run_under(name: str, args: list[str], extra_env: dict[str, str] | None = None,
+              timeout: int = 1500) -> subprocess.CompletedProcess:
+    if importlib.util.find_spec(backend.BACKENDS[name]) is None:
+        pytest.skip(f"{name} is not installed ({backend.INSTALL_HINTS[name]})")
+    env = {**os.environ, "KERAS_BACKEND": name, **(extra_env or {})}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_core_unit_tests_pass_on_another_backend(name):
+    done = run_under(name, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *CORE_TESTS])
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    print(f"{name}: {summary}")
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "passed" in summary and "failed" not in summary
+
+
+DATA_PARALLEL = textwrap.dedent('''
+    import json
+    import keras
+    import numpy as np
+    from lab_utils import config, experiments, models, resampling, training
+    from lab_utils.data import FaceDataset
+
+    devices = keras.distribution.list_devices("cpu")
+    assert len(devices) == 2, devices
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 64, 64, 3), dtype=np.float32)
+    y = (np.arange(16) % 2).astype(np.float32)
+
+    def update_norm(build, parallel):
+        """Size of one SGD step on the same batch of 16 (each device sees 8 when parallel)."""
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices) if parallel else None)
+        keras.utils.set_random_seed(0)
+        model, loss = build()
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+        before = [np.array(v.numpy()) for v in model.trainable_weights]
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        return float(np.sqrt(sum(((np.array(v.numpy()) - b) ** 2).sum()
+                                 for v, b in zip(model.trainable_weights, before))))
+
+    builds = {
+        "cnn": lambda: (models.build_cnn(), keras.losses.BinaryCrossentropy(from_logits=True)),
+        "vae": lambda: (models.VAE(latent_dim=8, seed=0), None),
+        "dbvae": lambda: (models.DBVAE(latent_dim=8, seed=0), None),
+    }
+    ratios = {name: update_norm(b, True) / update_norm(b, False) for name, b in builds.items()}
+
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    n = 64
+    images = rng.integers(0, 256, (2 * n, 64, 64, 3), dtype=np.uint8)
+    train = FaceDataset(images, np.r_[np.ones(n), np.zeros(n)].astype(np.float32), name="tiny")
+    profile = config.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
+    model, record = experiments.train_variant(experiments.LAB_VARIANTS["dbvae"], train, profile, seed=0, epochs=2,
+                                              verbose=0)
+    print("RESULT" + json.dumps({
+        "ratios": ratios,
+        "recomputes": len(record["resampling_log"]),
+        "losses": record["history"]["loss"],
+        "probs_shape": list(training.predict_face_probs(model, train).shape),
+        "means_shape": list(resampling.encode_faces(model, train).shape),
+    }))
+''')
+
+
+def test_jax_data_parallel_takes_the_same_size_steps_and_trains_a_variant():
+    done = run_under("jax", ["-c", DATA_PARALLEL], {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+                     timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT"):])
+    # keras.distribution computes the loss over the global batch, so a step matches single-device training.
+    for name, ratio in result["ratios"].items():
+        assert 0.8 < ratio < 1.25, (name, ratio)
+    assert result["recomputes"] == 2
+    assert len(result["losses"]) == 2 and all(np.isfinite(result["losses"]))
+    assert result["probs_shape"] == [128] and result["means_shape"] == [64, 8]
+
+
+@pytest.mark.parametrize("value, message", [("theano", "not a backend these labs run on"),
+                                            ("torch", "is not installed")])
+def test_an_unusable_backend_gets_a_message_that_says_what_to_do(value, message, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", value)
+    if value == "torch" and importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    with pytest.raises(ImportError, match=message):
+        backend.check_requested()
+
+
+def test_the_backend_is_reported_with_its_devices(capsys):
+    from lab_utils import env
+
+    info = env.setup(seed=0)
+    assert info["backend"] == backend.name() and info["backend_version"] == backend.version()
+    assert "Keras" in capsys.readouterr().out
