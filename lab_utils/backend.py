@@ -115,3 +115,18 @@ def training_scope(model: Any) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def unalias_after_fit(model: Any) -> None:
+    """Give every model variable its own buffer after ``fit()``.
+
+    On JAX, Keras writes the EMA weights into the model by sharing the optimizer's arrays; the next jitted predict
+    donates the model's buffers and so deletes the optimizer's copies, and saving the model then fails with "Array
+    has been deleted". A copy per variable, once per ``fit()``, breaks the sharing.
+    """
+    if name() != "jax":
+        return
+    from keras import ops
+
+    for variable in model.variables:
+        variable.assign(ops.copy(variable.value))

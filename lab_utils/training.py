@@ -81,15 +81,20 @@ def _fit(
     ema_momentum: float | None,
     callbacks: Sequence[keras.callbacks.Callback],
     verbose: str | int,
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
     **compile_kwargs: Any,
 ) -> keras.callbacks.History:
     epochs = _check_positive_int("epochs", epochs)
     steps_per_epoch = _check_positive_int("steps_per_epoch", steps_per_epoch)
+    steps_per_execution = _check_positive_int("steps_per_execution", steps_per_execution)
     with backend.training_scope(model):  # the tf.distribute strategy the model was built under, if any
         model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch),
-                      **compile_kwargs)
-        return model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs,
-                         callbacks=list(callbacks), verbose=verbose)
+                      jit_compile=jit_compile, steps_per_execution=steps_per_execution, **compile_kwargs)
+        history = model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs,
+                            callbacks=list(callbacks), verbose=verbose)
+    backend.unalias_after_fit(model)
+    return history
 
 
 def train_classifier(
@@ -105,6 +110,8 @@ def train_classifier(
     sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
 ) -> keras.callbacks.History:
     """Train a logit-output classifier (the CNN) on half-face batches; the model ends up holding EMA weights.
 
@@ -120,6 +127,7 @@ def train_classifier(
     return _fit(
         model, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # logits: 0 <=> p = 0.5
     )
@@ -137,6 +145,8 @@ def train_vae(
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
 ) -> keras.callbacks.History:
     """Train a faces-only VAE (batches of faces only); ``steps_per_epoch`` defaults to one pass over faces."""
     if not isinstance(vae, VAE):
@@ -147,6 +157,7 @@ def train_vae(
     return _fit(
         vae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, sampler.n_faces // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
 
 
@@ -245,6 +256,8 @@ def train_dbvae(
     sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
 ) -> tuple[keras.callbacks.History, list[dict[str, Any]]]:
     """Train a DB-VAE on half-face batches, re-weighting faces by latent density from epoch
     ``resample_start_epoch`` on (see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling
@@ -264,7 +277,7 @@ def train_dbvae(
     history = _fit(
         dbvae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=[resampler, *callbacks],
-        verbose=verbose,
+        verbose=verbose, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
     return history, resampler.log
 
