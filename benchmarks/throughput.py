@@ -39,7 +39,8 @@ from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.models import DBVAE, VAE, build_cnn  # noqa: E402
 from lab_utils.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
 from lab_utils.sampler import FaceBatchSampler  # noqa: E402
-from lab_utils.training import set_seed, train_classifier, train_dbvae, train_vae  # noqa: E402
+from lab_utils.env import seed_everything  # noqa: E402
+from lab_utils.training import train_classifier, train_dbvae, train_vae  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SHARE = 0.15
@@ -69,7 +70,7 @@ def random_dataset(n_faces: int, n_nonfaces: int, seed: int) -> FaceDataset:
 
 
 def build(kind: str, latent_dim: int, seed: int) -> keras.Model:
-    set_seed(seed)
+    seed_everything(seed)
     return {"cnn": lambda: build_cnn(), "vae": lambda: VAE(latent_dim, seed=seed),
             "dbvae": lambda: DBVAE(latent_dim, seed=seed)}[kind]()
 

@@ -262,7 +262,14 @@ def origin(fn: Callable[..., Any]) -> str:
     return f"your {getattr(fn, '__name__', 'function')}"
 
 
-def _copy(case: Case) -> Case:
+def _copy(case: Case, tensors: bool = False) -> Case:
+    """A fresh copy of the inputs; as backend tensors for exercises written with ``keras.ops`` (that is what
+    the models hand them, and on PyTorch NumPy arrays do not mix with tensors)."""
+    if tensors:
+        from keras import ops
+
+        return {key: ops.convert_to_tensor(value) if isinstance(value, np.ndarray) else value
+                for key, value in case.items()}
     return {key: value.copy() if isinstance(value, np.ndarray) else value for key, value in case.items()}
 
 
@@ -284,6 +291,7 @@ def check_function(
     atol: float = 1e-4,
     seed: int = DEFAULT_SEED,
     hint: str = "",
+    tensors: bool = False,
 ) -> Callable[..., Any]:
     """Run ``student_fn`` and ``reference_fn`` on every case of ``make_inputs(rng)``; print and record one outcome.
 
@@ -293,7 +301,7 @@ def check_function(
     reference = reference_fn
     try:
         cases = list(make_inputs(np.random.default_rng(seed)))
-        expected = [_to_numpy(reference(**_copy(case))) for case in cases]
+        expected = [_to_numpy(reference(**_copy(case, tensors))) for case in cases]
     except Exception as err:  # noqa: BLE001 - a broken reference must not stop the student's notebook
         _report(name, "error", f"the check itself failed ({type(err).__name__}: {err}); keeping your function "
                 "unverified - please tell the course staff", None)
@@ -305,7 +313,7 @@ def check_function(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # NaN/overflow are reported in the one line
-                got = _to_numpy(student_fn(**_copy(case)))
+                got = _to_numpy(student_fn(**_copy(case, tensors)))
         except NotImplementedError:
             _report(name, "not_done", "NOT DONE (the exercise still raises NotImplementedError)", reference)
             return _fallback(reference)
@@ -358,7 +366,8 @@ def check_reparameterize(fn: Any) -> Callable[..., Any]:
         mu, logvar = _latents(rng)
         return [{"mu": mu, "logvar": logvar, "eps": rng.normal(size=mu.shape).astype(np.float32)}]
 
-    return check_function("reparameterize", fn, _LazyReference("lab_utils.models", "reparameterize"), make_inputs)
+    return check_function("reparameterize", fn, _LazyReference("lab_utils.models", "reparameterize"), make_inputs,
+                          tensors=True)
 
 
 def check_kl_divergence(fn: Any) -> Callable[..., Any]:
@@ -369,7 +378,7 @@ def check_kl_divergence(fn: Any) -> Callable[..., Any]:
         return [{"mu": mu, "logvar": logvar}]
 
     return check_function("kl_divergence", fn, _LazyReference("lab_utils.losses", "kl_divergence"),
-                          make_inputs)
+                          make_inputs, tensors=True)
 
 
 def check_vae_loss(fn: Any) -> Callable[..., Any]:
@@ -385,7 +394,7 @@ def check_vae_loss(fn: Any) -> Callable[..., Any]:
                           "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "recon": recon})
         return cases
 
-    return check_function("vae_loss", fn, _LazyReference("lab_utils.losses", "vae_loss"), make_inputs)
+    return check_function("vae_loss", fn, _LazyReference("lab_utils.losses", "vae_loss"), make_inputs, tensors=True)
 
 
 def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
@@ -403,6 +412,7 @@ def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
         return cases
 
     return check_function("dbvae_loss", fn, _LazyReference("lab_utils.losses", "dbvae_loss"), make_inputs,
+                          tensors=True,
                           hint="only faces (y = 1) get the VAE term; every sample gets the classification term")
 
 

@@ -87,6 +87,7 @@ def build_decoder(latent_dim: int) -> keras.Model:
 def reparameterize(mu: Any, logvar: Any, eps: Any) -> Any:
     """``z = mu + exp(0.5 * logvar) * eps``: the noise moves into ``eps``, so gradients reach mu and logvar.
     Lab 2's exercise, and what :class:`Sampling` does unless given the student's version."""
+    mu, logvar, eps = (ops.convert_to_tensor(t) for t in (mu, logvar, eps))
     return mu + ops.exp(0.5 * logvar) * eps
 
 
