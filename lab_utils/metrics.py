@@ -234,6 +234,19 @@ def _check_unit_interval(name: str, value: float, *, open_: bool) -> None:
         raise ValueError(f"{name} must be a number in {bounds}, got {value!r}.")
 
 
+SMALL_GROUP = 30
+"""Below this many faces a group's bootstrap interval is too coarse to trust (with one face it has width zero)."""
+
+
+def _warn_small(sizes: dict[str, int]) -> None:
+    small = {g: n for g, n in sizes.items() if 0 < n < SMALL_GROUP}
+    if small:
+        listed = ", ".join(f"{g} {n}" for g, n in small.items())
+        warnings.warn(f"Only a few test faces in group(s) {listed} (fewer than {SMALL_GROUP}): their recall and "
+                      "its interval say little, and no gap between groups can be concluded from them. Evaluate on "
+                      "more faces per group.", RuntimeWarning, stacklevel=3)
+
+
 def _warn_empty(empty: list[str], what: str) -> None:
     if empty:
         names = ", ".join(f"{g} ({GROUP_NAMES[g]})" for g in empty)
@@ -323,6 +336,7 @@ def evaluate_detector(probs: Any, labels: Any, groups: Any, *, threshold: float 
         recall[name] = Estimate(r_hat, *_interval(r_reps, ci), int(idx.size))
         mean_prob[name] = Estimate(m_hat, *_interval(m_reps, ci), int(idx.size))
     _warn_empty(empty, "recall and mean probability are")
+    _warn_small({name: recall[name].n for name in GROUPS})
 
     unknown = np.flatnonzero(is_face & (g < 0))
     correct_reps += resample(unknown)[2]

@@ -21,8 +21,9 @@ from pathlib import Path
 from lab_utils.config import PROFILE_ENV, get_profile
 from lab_utils.env import OUTPUT_ENV, output_dir, project_root
 from lab_utils.files import write_bytes_atomic, write_text_atomic
+from lab_utils.reports import SUMMARY_NAME
 
-SUMMARY_FILE = "fairness_summary.md"
+SUMMARY_FILE = f"{SUMMARY_NAME}.md"
 
 
 def find_notebooks(labs_dir: Path, only: list[int] | None = None) -> list[Path]:
@@ -32,10 +33,14 @@ def find_notebooks(labs_dir: Path, only: list[int] | None = None) -> list[Path]:
             f"No labs folder at {labs_dir}. Run this from a clone of the repository after `pip install -e .`."
         )
     notebooks = sorted(p for p in labs_dir.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        notebooks = [p for p in notebooks if int(p.name[:2]) in only]
     if not notebooks:
-        raise FileNotFoundError(f"No notebooks matching NN_*.ipynb{' for ' + str(only) if only else ''} in {labs_dir}.")
+        raise FileNotFoundError(f"No notebooks matching NN_*.ipynb in {labs_dir}.")
+    if only:
+        available = sorted(int(p.name[:2]) for p in notebooks)
+        unknown = sorted(set(only) - set(available))
+        if unknown:
+            raise ValueError(f"No lab numbered {', '.join(map(str, unknown))}; choose from {available}.")
+        notebooks = [p for p in notebooks if int(p.name[:2]) in only]
     return notebooks
 
 
@@ -89,18 +94,23 @@ def export_figures(notebook_path: Path, folder: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="smoke | cpu (default) | full; or set $LAB_PROFILE")
-    parser.add_argument("--only", type=int, nargs="*", help="notebook numbers to run, e.g. --only 1 4")
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="notebook numbers to run, e.g. --only 1 4")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: none)")
     args = parser.parse_args(argv)
 
-    profile = get_profile(args.profile)
-    os.environ[PROFILE_ENV] = profile.name  # inherited by the notebook kernels
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault(OUTPUT_ENV, str(project_root() / "outputs"))
-    notebooks = find_notebooks(project_root() / "labs", args.only)
+    try:
+        profile = get_profile(args.profile)
+        os.environ[PROFILE_ENV] = profile.name  # inherited by the notebook kernels
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault(OUTPUT_ENV, str(project_root() / "outputs"))
+        notebooks = find_notebooks(project_root() / "labs", args.only)
+    except (ValueError, FileNotFoundError) as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     run_dir = output_dir(f"run-{profile.name}")
     print(f"Running {len(notebooks)} notebook(s) at profile '{profile.name}'; executed copies -> {run_dir}")
 
+    summary = output_dir() / SUMMARY_FILE
+    started = time.time()
     timings: dict[str, float] = {}
     for path in notebooks:
         try:
@@ -113,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [f"# Lab run, profile '{profile.name}'", "", "| notebook | seconds |", "|---|---:|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
-    summary = output_dir() / SUMMARY_FILE
-    if summary.exists():
+    # Only a summary this run wrote: one left by an earlier run or another profile would be mistaken for this one's.
+    if summary.exists() and summary.stat().st_mtime >= started:
         lines += ["", summary.read_text()]
     report = "\n".join(lines) + "\n"
     write_text_atomic(run_dir / "run_summary.md", report)

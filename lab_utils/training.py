@@ -1,7 +1,7 @@
 """Training loops for the CNN, VAE and DB-VAE: ``compile()``/``fit()`` on :class:`FaceBatchSampler` batches.
 
-Evaluation uses an exponential moving average (EMA) of the weights: in the prototype, final weights varied
-by 6-11 points of darker-group recall between seeds, the EMA (decay 0.995) by 1-4. Adam keeps the average
+Evaluation uses an exponential moving average (EMA) of the weights, which varies much less between seeds than
+the last step's weights (shared/prototype-findings.md; the README's findings). Adam keeps the average
 (``use_ema=True``) and Keras writes it into the model at the end of ``fit()``, so after every ``train_*``
 call the model holds the averaged weights. Note that a second ``fit()`` therefore resumes from the average.
 """
@@ -32,9 +32,8 @@ from lab_utils.resampling import (
 from lab_utils.sampler import FaceBatchSampler
 
 LOW_ESS_FRACTION = 0.01
-"""Warn when the resampling weights are worth fewer than this share of the training faces: on the ``cpu``
-benchmark the paper's product rule at alpha 1e-3 drew from an ESS of a few faces and the DB-VAE's recall fell
-to about zero in every group (benchmarks/results/debias.md)."""
+"""Warn when the resampling weights are worth fewer than this share of the training faces: a detector that
+sees the same few faces over and over stops finding faces at all (README "What they found")."""
 
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
@@ -165,8 +164,8 @@ class ResamplingCallback(keras.callbacks.Callback):
     """At the start of an epoch, re-weight the sampler's faces from the model's current latent means.
 
     The first recompute is at ``start_epoch`` (default 1): before any training the latent space is random,
-    and the product rule on random latents put almost all weight on one face (ESS 1.1 of 10,000 faces,
-    measured on the ``cpu`` benchmark), so the first epoch samples uniformly.
+    and the product rule on random latents puts almost all weight on one face, so the first epoch samples
+    uniformly.
 
     ``log`` gets one entry per epoch: ``epoch``, ``recomputed`` (bool), ``diagnostics`` (ESS, max/mean
     weight; None when not recomputed), ``sampling_probs`` in use and ``drawn_face_counts`` (how often each
@@ -314,6 +313,11 @@ def _as_float_images(images_or_dataset: FaceDataset | np.ndarray) -> tuple[np.nd
         return images, True
     if not np.issubdtype(images.dtype, np.floating):
         raise ValueError(f"images must be uint8 in [0, 255] or float in [0, 1], got dtype {images.dtype}.")
+    finite = np.isfinite(images).reshape(len(images), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(f"{bad.size} image(s) contain NaN or infinite pixels (first at index {int(bad[0])}); a model "
+                         "scores such an image as if it were real. Check how the images were loaded or scaled.")
     if images.size and (images.min() < 0.0 or images.max() > 1.0):
         raise ValueError("float images must be in [0, 1] (the models' input range); divide uint8 images by 255.")
     return images, False

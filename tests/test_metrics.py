@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -250,3 +251,17 @@ def test_rank_auc_counts_ties_half_and_needs_both_sides():
 
 def test_matched_fpr_target_needs_500_nonfaces_for_one_percent():
     assert matched_fpr_target(500) == 0.01 and matched_fpr_target(499) == 0.05
+
+
+def test_a_group_too_small_to_conclude_anything_is_warned_about():
+    groups = np.r_[np.arange(4), np.full(50, 0), np.full(50, 1), np.full(50, 2), np.full(50, 3), np.full(10, -1)]
+    labels = (groups >= 0).astype(np.float32)
+    probs = np.where(labels == 1, 0.9, 0.1).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate_detector(probs, labels, groups, n_boot=50)  # 51 faces per group: no warning
+    one_each = np.r_[np.arange(4), np.full(4, -1)]
+    with pytest.warns(RuntimeWarning, match=r"group\(s\) LF 1, LM 1, DF 1, DM 1 .*no gap between groups can be"):
+        result = evaluate_detector(np.r_[np.full(4, 0.9), np.full(4, 0.1)], (one_each >= 0).astype(float),
+                                   one_each, n_boot=50)
+    assert result.recall["LF"].low == result.recall["LF"].high  # the zero-width interval the warning is about

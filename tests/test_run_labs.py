@@ -59,3 +59,29 @@ def test_export_figures_writes_every_png_by_notebook_and_cell(tmp_path):
     assert [p.name for p in written] == ["03_dbvae_cell02_1.png", "03_dbvae_cell02_2.png"]
     assert all(p.read_bytes() == png for p in written)
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [p.name for p in written]
+
+
+@pytest.mark.parametrize("argv, message", [(["--profile", "nonsense"], "Unknown profile 'nonsense'"),
+                                           (["--only", "9"], "No lab numbered 9; choose from [1, 2, 3, 4]"),
+                                           (["--only"], "expected at least one argument")])
+def test_bad_arguments_exit_2_with_a_message_not_a_traceback(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_labs.main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_summary_left_by_an_earlier_run_is_not_reported(tmp_path, monkeypatch):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    _notebook(labs / "01_a.ipynb", "x = 1")
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / run_labs.SUMMARY_FILE).write_text("STALE TABLE FROM ANOTHER PROFILE")
+    import os
+    os.utime(out / run_labs.SUMMARY_FILE, (1, 1))
+    monkeypatch.setattr(run_labs, "project_root", lambda: tmp_path)
+    monkeypatch.setenv("LAB_OUTPUT_DIR", str(out))
+    monkeypatch.setenv("LAB_PROFILE", "smoke")  # main() exports it for the kernels; restored afterwards
+    assert run_labs.main(["--profile", "smoke"]) == 0
+    assert "STALE" not in (out / "run-smoke" / "run_summary.md").read_text()

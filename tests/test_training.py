@@ -234,6 +234,10 @@ def test_predict_face_probs_inputs_and_errors(test):
         predict_face_probs(model, test.images[:, :32])
     with pytest.raises(ValueError, match="no face classifier"):
         predict_face_probs(VAE(latent_dim=2), test)
+    nan_images = test.as_float()
+    nan_images[3] = np.nan  # an all-NaN image used to score exactly 0.5, like a real one
+    with pytest.raises(ValueError, match="1 image\\(s\\) contain NaN or infinite pixels \\(first at index 3\\)"):
+        predict_face_probs(model, nan_images)
 
 
 def test_trainers_reject_the_wrong_model(train):
