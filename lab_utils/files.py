@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{32}(?P<suffix>\.[\w.]+)$")
 
 
 @contextlib.contextmanager
@@ -15,11 +18,13 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     ``.keras``); it replaces ``path`` when the block succeeds and is deleted when it fails.
 
     The writer creates the file itself, so it gets the usual permissions (``mkstemp``'s would be 0600).
-    A crash, a kill or a full disk leaves the old file (or none), never a truncated one that looks valid.
+    A crash, a kill or a full disk leaves the old file (or none), never a truncated one that looks valid. The
+    temporary name carries the writer's process id, so :func:`remove_stale_temporaries` can tell a killed
+    writer's leftovers from a write still in progress.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -44,3 +49,28 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files in ``folder`` that :func:`atomic_path` writers left when they were killed (their
+    process is gone); a write still in progress, here or in another process, is left alone."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

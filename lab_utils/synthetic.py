@@ -33,6 +33,9 @@ import math
 import multiprocessing
 import os
 import warnings
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,7 @@ from lab_utils import GROUPS
 from lab_utils.config import Profile, get_profile
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
 from lab_utils.env import data_dir
+from lab_utils.files import remove_stale_temporaries
 from lab_utils.h5io import load_dataset, read_metadata, save_dataset
 
 GENERATOR_VERSION = "1"
@@ -524,12 +528,34 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; nested threads only contend
 
 
+def _render_tasks(tasks: list[tuple], n_jobs: int, images: np.ndarray, contrast: np.ndarray, bar: tqdm) -> None:
+    """Render every chunk into ``images``; in spawned workers (a pool that fails loudly if they die, rather
+    than restarting them for ever) when ``n_jobs`` > 1."""
+    if n_jobs == 1:
+        results: Iterable = map(_render_chunk, tasks)
+        pool = None
+    else:
+        # spawn, not fork: the parent may already run TensorFlow threads, which fork can deadlock
+        pool = ProcessPoolExecutor(min(n_jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker)
+        results = pool.map(_render_chunk, tasks)
+    try:
+        for start, chunk_images, chunk_contrast in results:
+            images[start:start + len(chunk_images)] = chunk_images
+            contrast[start:start + len(chunk_images)] = chunk_contrast
+            bar.update(len(chunk_images))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 def generate_split(cfg: BenchmarkConfig, split: str, *, n_jobs: int | None = None,
                    progress: bool = True) -> FaceDataset:
     """Render one split. Deterministic in ``cfg`` and ``split`` and independent of ``n_jobs``.
 
-    ``n_jobs`` > 1 renders in spawned worker processes (default: 2, or fewer cores), so a script that calls
-    this needs the usual ``if __name__ == "__main__":`` guard; ``n_jobs=1`` renders in this process.
+    ``n_jobs`` > 1 renders in spawned worker processes (default: 2, or fewer cores); they re-import the calling
+    script, so a script needs the usual ``if __name__ == "__main__":`` guard to use them (without it, rendering
+    falls back to this process, with a warning). ``n_jobs=1`` renders in this process.
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
@@ -544,24 +570,16 @@ def generate_split(cfg: BenchmarkConfig, split: str, *, n_jobs: int | None = Non
               dict(DIFFICULTY))  # passed explicitly: spawned workers re-import the module's own copy
              for s in range(0, n, chunk)]
     images = np.empty((n, *IMAGE_SHAPE), np.uint8)
-    bar = tqdm(total=n, desc=f"rendering {split}", unit="img", disable=not progress)
-    if n_jobs == 1:
-        results = map(_render_chunk, tasks)
-        pool = None
-    else:
-        # spawn, not fork: the parent may already run TensorFlow threads, which fork can deadlock
-        pool = multiprocessing.get_context("spawn").Pool(min(n_jobs, len(tasks)), initializer=_init_worker)
-        results = pool.imap_unordered(_render_chunk, tasks)
-    try:
-        for start, chunk_images, chunk_contrast in results:
-            images[start:start + len(chunk_images)] = chunk_images
-            attrs["feature_contrast"][start:start + len(chunk_images)] = chunk_contrast
-            bar.update(len(chunk_images))
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
+    with tqdm(total=n, desc=f"rendering {split}", unit="img", disable=not progress) as bar:
+        try:
+            _render_tasks(tasks, n_jobs, images, attrs["feature_contrast"], bar)
+        except BrokenProcessPool:
+            warnings.warn(
+                "The renderer's worker processes died at start-up, most likely because they re-imported a script "
+                "that calls load_benchmark without an `if __name__ == \"__main__\":` guard. Rendering in this "
+                "process instead (slower); add the guard to use several cores.", RuntimeWarning, stacklevel=3)
+            bar.reset()
+            _render_tasks(tasks, 1, images, attrs["feature_contrast"], bar)
     return FaceDataset(images, labels, attrs, name=_split_name(cfg, split))
 
 
@@ -578,12 +596,21 @@ def _expected_size(cfg: BenchmarkConfig, split: str) -> int:
     return 4 * cfg.n_test_per_group + cfg.n_test_nonfaces
 
 
+def content_digest(dataset: FaceDataset) -> str:
+    """SHA-256 of the pixels and labels: stored with the cache, checked when it is read back."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(dataset.images).data)
+    digest.update(np.ascontiguousarray(dataset.labels, np.float32).data)
+    return digest.hexdigest()
+
+
 def _load_cached(path: Path, cfg: BenchmarkConfig, split: str) -> FaceDataset | None:
     """The cached split, or None when it is missing, stale or unreadable (then it is regenerated)."""
     if not path.exists():
         return None
     try:
-        if read_metadata(path).get("cache_key") != cache_key(cfg):
+        metadata = read_metadata(path)
+        if metadata.get("cache_key") != cache_key(cfg):
             return None
         dataset = load_dataset(path, name=_split_name(cfg, split))
     except (OSError, KeyError, ValueError) as err:
@@ -592,6 +619,12 @@ def _load_cached(path: Path, cfg: BenchmarkConfig, split: str) -> FaceDataset | 
         return None
     if len(dataset) != _expected_size(cfg, split) or "group" not in dataset.attributes:
         warnings.warn(f"Cached benchmark {path} is incomplete; regenerating it.", RuntimeWarning, stacklevel=3)
+        return None
+    if "sha256" not in metadata:  # written before caches carried a checksum: render it anew, once
+        return None
+    if metadata["sha256"] != content_digest(dataset):
+        warnings.warn(f"Cached benchmark {path} does not match its checksum (corrupted pixels or labels); "
+                      "regenerating it.", RuntimeWarning, stacklevel=3)
         return None
     return dataset
 
@@ -608,7 +641,11 @@ def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.Pa
         raise ValueError(f"cfg must be a BenchmarkConfig (see config_from_profile), got {type(cfg).__name__}.")
     key = cache_key(cfg)
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"The benchmark cache {cache} is a file, not a folder; pass cache_dir= a folder (or set "
+                         f"$LAB_DATA_DIR to one).")
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache)  # what writes killed mid-way left behind
     splits = []
     for split in SPLITS:
         path = cache / f"benchmark-{key}-{split}.h5"
@@ -616,7 +653,8 @@ def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.Pa
         if dataset is None:
             dataset = generate_split(cfg, split, progress=progress)
             metadata = {"cache_key": key, "split": split, "config": cfg.to_dict(), "difficulty": DIFFICULTY,
-                        "generator_version": GENERATOR_VERSION, "groups": list(GROUPS)}
+                        "generator_version": GENERATOR_VERSION, "groups": list(GROUPS),
+                        "sha256": content_digest(dataset)}
             save_dataset(dataset, path, metadata=metadata)
         splits.append(dataset)
     return splits[0], splits[1]

@@ -188,3 +188,61 @@ def test_cache_hit_miss_and_regeneration(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         load_benchmark(cfg, cache_dir=tmp_path, progress=False)
     assert calls[-1] == "train" and h5io.read_metadata(train_file)["cache_key"] == key
+
+
+def test_corrupted_pixels_or_labels_fail_the_checksum_and_are_regenerated(tmp_path):
+    import h5py
+
+    cfg = tiny(n_train_faces=8, n_train_nonfaces=8, n_test_per_group=2, n_test_nonfaces=4)
+    train, _ = load_benchmark(cfg, cache_dir=tmp_path, progress=False)
+    path = tmp_path / f"benchmark-{synthetic.cache_key(cfg)}-train.h5"
+    for key in ("images", "labels"):
+        with h5py.File(path, "r+") as f:
+            data = f[key][()]
+            data.flat[0] = 1 - data.flat[0] if key == "labels" else data.flat[0] ^ 1  # one bit or one label
+            f[key][...] = data
+        with pytest.warns(RuntimeWarning, match="does not match its checksum"):
+            again, _ = load_benchmark(cfg, cache_dir=tmp_path, progress=False)
+        assert again.images.tobytes() == train.images.tobytes()
+        np.testing.assert_array_equal(again.labels, train.labels)
+
+
+def test_a_killed_write_leaves_nothing_the_next_run_keeps(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".benchmark-x-train.h5.{int(dead.stdout)}-{'0' * 32}.tmp"
+    stale.write_bytes(b"half a file")
+    live = tmp_path / f".benchmark-y-train.h5.{__import__('os').getpid() + 0}-{'1' * 32}.tmp"  # this process
+    live.write_bytes(b"being written")
+    load_benchmark(tiny(n_train_faces=8, n_train_nonfaces=8, n_test_per_group=2, n_test_nonfaces=4),
+                   cache_dir=tmp_path, progress=False)
+    assert not stale.exists() and live.exists()
+
+
+def test_the_cache_folder_must_be_a_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        load_benchmark(tiny(), cache_dir=tmp_path / "file", progress=False)
+
+
+SCRIPT_WITHOUT_GUARD = """
+from lab_utils import synthetic
+cfg = synthetic.BenchmarkConfig(n_train_faces=300, n_train_nonfaces=300, n_test_per_group=4, n_test_nonfaces=8)
+train, test = synthetic.load_benchmark(cfg, cache_dir={cache!r}, progress=False)
+print("DONE", len(train), len(test))
+"""
+
+
+def test_a_script_without_a_main_guard_finishes_instead_of_hanging(tmp_path):
+    """Spawned workers re-import the script; they used to crash and be restarted for ever (a hang)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text(SCRIPT_WITHOUT_GUARD.format(cache=str(tmp_path / "cache")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "DONE 600 24" in done.stdout
+    assert "if __name__ == \"__main__\":" in done.stderr  # the warning names the fix
