@@ -30,14 +30,23 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def _folder(variable: str, default: Path) -> Path:
+    path = Path(os.environ.get(variable) or default)
+    if path.exists() and not path.is_dir():
+        source = f"${variable}" if os.environ.get(variable) else "the default"
+        raise ValueError(f"{path} (from {source}) is a file, not a folder; point ${variable} at a folder (it is "
+                         "created if missing) or unset it.")
+    return path
+
+
 def data_dir() -> Path:
     """Cache of generated and downloaded data (git-ignored); ``$LAB_DATA_DIR`` overrides."""
-    return Path(os.environ.get(DATA_ENV) or project_root() / "data")
+    return _folder(DATA_ENV, project_root() / "data")
 
 
 def output_dir(*parts: str) -> Path:
     """Where notebooks write models, figures and summaries (git-ignored); ``$LAB_OUTPUT_DIR`` overrides."""
-    path = Path(os.environ.get(OUTPUT_ENV) or project_root() / "outputs").joinpath(*parts)
+    path = _folder(OUTPUT_ENV, project_root() / "outputs").joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

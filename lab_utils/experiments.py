@@ -150,9 +150,14 @@ def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int 
 
     path = model_path(kind, profile, seed)
     if path.is_file():
-        print(f"Loading {kind} from {path}")
-        return models.load_model(path)
-    print(f"No saved {kind} at {path}: training it now with the settings of the earlier lab.")
+        try:
+            model = models.load_model(path)
+            print(f"Loaded {kind} from {path}")
+            return model
+        except ValueError as err:
+            print(f"The saved {kind} could not be read ({err}); training it again.")
+    else:
+        print(f"No saved {kind} at {path}: training it now with the settings of the earlier lab.")
     model, _ = train_variant(LAB_VARIANTS[kind], train, profile, seed=seed)
     models.save_model(model, path)
     return model

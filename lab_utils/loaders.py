@@ -8,7 +8,6 @@ student with the real files can rerun the same analysis, and every one returns t
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from lab_utils import GROUPS, h5io
 from lab_utils.data import IMAGE_SHAPE, FaceDataset
+from lab_utils.download import download, file_sha256
 from lab_utils.env import data_dir
 
 REFERENCE_TRAIN_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
@@ -61,12 +61,14 @@ def load_reference_training_file(
         return _download_reference_file(source, cache_dir, sha256)
 
     path = Path(source)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the path of the training file itself (e.g. {path}/train_face.h5).")
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such file. Download train_face.h5 from {REFERENCE_TRAIN_URL} and pass its path, "
             "or pass the URL itself to download it."
         )
-    if sha256 is not None and (actual := _file_sha256(path)) != sha256.lower():
+    if sha256 is not None and (actual := file_sha256(path)) != sha256.lower():
         raise ValueError(
             f"{path}: SHA-256 {actual} does not match the expected {sha256.lower()}; the file is "
             "incomplete or a different version. Delete it and download it again."
@@ -93,6 +95,12 @@ def load_ppb_folders(root: str | os.PathLike, *, size: int = 64) -> FaceDataset:
             "Sort the images into one sub-folder per group, named exactly LF, LM, DF and DM."
         )
     for code in found:
+        broken = sorted(p.name for p in (root / code).iterdir() if p.is_symlink() and not p.exists())
+        if broken:
+            raise FileNotFoundError(
+                f"{root / code}: {len(broken)} broken symbolic link(s), e.g. {broken[:3]}: their targets are missing. "
+                "Restore the target files or delete the links, then load again."
+            )
         images = sorted(p for p in (root / code).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         files += images
         codes += [GROUPS.index(code)] * len(images)
@@ -124,12 +132,7 @@ def load_image_table(
     """
     _check_size(size)
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"{csv_path}: no such CSV file.")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = list(reader.fieldnames or [])
-        rows = list(reader)
+    columns, rows = _read_csv(csv_path)
     if not rows:
         raise ValueError(f"{csv_path}: no data rows (a header line and at least one image row are needed).")
 
@@ -169,6 +172,39 @@ def load_image_table(
               else _labels([row[label_column] for row in rows], label_column, csv_path))
     images = _read_images(files, size, desc=f"{csv_path.name} images")
     return FaceDataset(images, labels, attributes, name=csv_path.stem)
+
+
+def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a UTF-8 CSV, refusing what ``csv.DictReader`` would silently get wrong: a repeated
+    column name (the last one would win) and a row with more or fewer fields than the header."""
+    if csv_path.is_dir():
+        raise ValueError(f"{csv_path} is a folder; pass the path of the CSV file itself.")
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path}: no such CSV file.")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            table = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{csv_path}: not UTF-8 text (byte {err.start} cannot be decoded); save the table as "
+                         "UTF-8 CSV (e.g. 'CSV UTF-8' in a spreadsheet's Save As) and load it again.") from None
+    except csv.Error as err:
+        raise ValueError(f"{csv_path}: not a readable CSV table ({err}).") from None
+    if not table:
+        return [], []
+    header = [name.strip() for name in table[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{csv_path}: column name(s) {repeated} appear more than once in the header; rename them "
+                         "so every column has its own name.")
+    rows = []
+    for line, values in enumerate(table[1:], start=2):
+        if not values:  # a blank line
+            continue
+        if len(values) != len(header):
+            raise ValueError(f"{csv_path}, line {line}: {len(values)} fields but the header has {len(header)} "
+                             f"({header}); check for an unquoted comma or a missing value.")
+        rows.append(dict(zip(header, values)))
+    return header, rows
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:
@@ -247,38 +283,22 @@ def _column_array(values: list[str]) -> np.ndarray:
         return np.array(stripped, dtype=str)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download_reference_file(url: str, cache_dir: Path, sha256: str | None) -> FaceDataset:
     fname = Path(urlsplit(url).path).name or "train_face.h5"
     cache_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(cache_dir, os.W_OK):
         raise ValueError(f"cache_dir {cache_dir} is not writable; pass cache_dir= a folder you can write to.")
     target = cache_dir / fname
-    if target.is_file() and (sha256 is None or _file_sha256(target) == sha256.lower()):
+    if target.is_file() and (sha256 is None or file_sha256(target) == sha256.lower()):
         return h5io.load_dataset(target, name="reference_train")
 
-    from keras.utils import get_file  # lazy: TensorFlow/Keras is only needed when downloading
-
-    partial = cache_dir / f".{fname}.part"
     try:
-        get_file(partial.name, url, file_hash=sha256, hash_algorithm="sha256", cache_dir=str(cache_dir),
-                 cache_subdir=".", force_download=True)
-        dataset = h5io.load_dataset(partial, name="reference_train")
+        download(url, target, sha256=sha256)
+        return h5io.load_dataset(target, name="reference_train")
     except ValueError as err:
-        partial.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
         raise ValueError(
             f"The file downloaded from {url} is not a valid training file and was deleted: {err} "
             "Check the URL (Dropbox links need ?dl=1) and the sha256, then try again."
         ) from err
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, target)
-    return dataset
+

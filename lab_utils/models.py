@@ -282,7 +282,8 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:
-    """Load a model saved by :func:`save_model`; the lab's custom classes are registered on import.
+    """Load a model saved by :func:`save_model`; the lab's custom classes are registered on import. A file that
+    exists but cannot be read is a ``ValueError`` that says so (``FileNotFoundError`` only when it is missing).
 
     ``compile=False`` by default: notebooks load models to predict, and the optimiser state is not needed.
     """
@@ -292,4 +293,10 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
             f"No model file at {str(path)!r}. Train and save one first (lab_utils.models.save_model) "
             "or check the path."
         )
-    return keras.saving.load_model(path, compile=compile)
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as err:  # noqa: BLE001 - Keras reports a truncated zip as "not found", a bare KeyError, ...
+        raise ValueError(
+            f"{path} exists but is not a readable Keras model ({type(err).__name__}: {str(err)[:200]}); it is "
+            "truncated, corrupt or from another program. Delete it and train (or save) the model again."
+        ) from err

@@ -58,3 +58,19 @@ def test_resampling_summary_rejects_a_log_from_another_dataset():
         resampling_summary(ds, [{"epoch": 0, "sampling_probs": np.full(3, 1 / 3), "drawn_face_counts": np.ones(3)}])
     with pytest.raises(ValueError, match="no 'hat' attribute"):
         resampling_summary(ds, [], attribute="hat")
+
+
+def test_load_or_train_retrains_when_the_saved_model_is_damaged(tmp_path, monkeypatch, capsys):
+    from lab_utils import config, experiments, models
+    from lab_utils.data import FaceDataset
+
+    monkeypatch.setenv("LAB_OUTPUT_DIR", str(tmp_path))
+    profile = config.PROFILES["smoke"].with_overrides(cnn_epochs=1, batch_size=8)
+    rng = np.random.default_rng(0)
+    train = FaceDataset(rng.integers(0, 256, (32, 64, 64, 3), dtype=np.uint8),
+                        np.r_[np.ones(16), np.zeros(16)].astype(np.float32), name="tiny")
+    path = experiments.model_path("cnn", profile, 0)
+    path.write_bytes(b"PK\x03\x04 half a model")
+    model = experiments.load_or_train("cnn", train, profile, seed=0)
+    assert "could not be read" in capsys.readouterr().out
+    assert isinstance(models.load_model(path), type(model))  # replaced by a good file

@@ -46,3 +46,15 @@ def test_atomic_path_replaces_on_success_and_cleans_up_on_failure(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_environment_folders_that_are_files_are_refused(tmp_path, monkeypatch):
+    from lab_utils import env
+
+    (tmp_path / "f").write_text("x")
+    monkeypatch.setenv(env.DATA_ENV, str(tmp_path / "f"))
+    with pytest.raises(ValueError, match=r"from \$LAB_DATA_DIR\) is a file, not a folder"):
+        env.data_dir()
+    monkeypatch.setenv(env.OUTPUT_ENV, str(tmp_path / "f"))
+    with pytest.raises(ValueError, match=r"from \$LAB_OUTPUT_DIR\) is a file"):
+        env.output_dir("models")

@@ -125,7 +125,7 @@ def test_reference_cached_file_with_wrong_hash_is_replaced(tmp_path):
 
 def test_reference_unreachable_url_leaves_nothing_behind(tmp_path):
     cache = tmp_path / "cache"
-    with pytest.raises(Exception, match="URL fetch failure"):
+    with pytest.raises(ConnectionError, match="Could not download .*pass its local path"):
         loaders.load_reference_training_file((tmp_path / "absent.h5").as_uri(), cache_dir=cache)
     assert list(cache.iterdir()) == []
 
@@ -255,3 +255,38 @@ def test_image_table_errors(table):
     (path.parent / "empty.csv").write_text("image,label\n")
     with pytest.raises(ValueError, match="no data rows"):
         loaders.load_image_table(path.parent / "empty.csv")
+
+
+
+# --- bad files a user may hand over ----------------------------------------------------------------------
+
+def test_a_folder_where_a_file_is_expected_is_named_as_such(tmp_path):
+    with pytest.raises(ValueError, match="is a folder; pass the path of the training file itself"):
+        loaders.load_reference_training_file(tmp_path)
+    with pytest.raises(ValueError, match="is a folder; pass the path of the CSV file itself"):
+        loaders.load_image_table(tmp_path)
+
+
+def test_a_broken_link_in_a_group_folder_is_reported_not_skipped(ppb_root):
+    (ppb_root / "DF" / "lost.png").symlink_to(ppb_root / "nowhere.png")
+    with pytest.raises(FileNotFoundError, match=r"DF: 1 broken symbolic link\(s\), e.g. \['lost.png'\]"):
+        loaders.load_ppb_folders(ppb_root)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("image,group,group\np0.png,DF,LM\n", r"column name\(s\) \['group'\] appear more than once"),
+    ("image,group\np0.png,DF\np1.jpg,LM,extra\n", "line 3: 3 fields but the header has 2"),
+    ("image,group\np0.png\n", "line 2: 1 fields but the header has 2"),
+])
+def test_a_malformed_table_is_refused_with_the_line_to_fix(table, content, message):
+    path, _ = table
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        loaders.load_image_table(path, group_column="group")
+
+
+def test_a_table_not_in_utf8_names_the_file_and_the_fix(table):
+    path, _ = table
+    path.write_bytes("image,name\np0.png,Jos\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="table.csv: not UTF-8 text.*save the table as UTF-8"):
+        loaders.load_image_table(path)

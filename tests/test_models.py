@@ -208,3 +208,22 @@ def test_sampling_uses_the_reparameterize_function_given():
     vae.compile(optimizer="adam")
     vae.train_on_batch(images(4), np.ones(4, np.float32))
     assert calls  # traced or called while training
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no config.json", "not a zip"])
+def test_a_damaged_model_file_is_reported_as_damaged_not_missing(tmp_path, damage):
+    import zipfile
+
+    path = save_model(build_cnn(width=0.25), tmp_path / "m.keras")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:500])
+    elif damage == "no config.json":
+        with zipfile.ZipFile(path) as z:
+            members = {n: z.read(n) for n in z.namelist() if n != "config.json"}
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    else:
+        path.write_text("hello")
+    with pytest.raises(ValueError, match="exists but is not a readable Keras model.*Delete it and train"):
+        load_model(path)
