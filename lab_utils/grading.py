@@ -5,7 +5,9 @@
 Each ``*.ipynb`` is copied into its own temporary folder and executed there in a separate process (nbclient,
 errors allowed so one failing cell does not hide the checks after it) with ``$LAB_PROFILE`` set and
 ``$LAB_CHECKS_FILE`` pointing at a file where every ``lab_utils.checks`` call and ``record_metric`` appends a
-line. A submission that runs past ``--timeout`` seconds has its executor and kernel process groups killed;
+line. A submission that runs past ``--timeout`` seconds has its executor and kernel process groups killed, and
+when any grade ends every process carrying that submission's ``$LAB_GRADER_RUN`` tag in its environment is killed
+too (on Linux), so a child it detached (``setsid``, a daemon) does not outlive it;
 a broken, raising or hanging submission never stops the others. ``grades.csv`` and ``grades.md`` get one row
 per submission: each exercise's pass / fail / not_done / error (``not run`` if the notebook never reached the
 check; blank if the notebook has no such exercise), how many of the notebook's exercises passed, the recorded
@@ -13,7 +15,8 @@ metrics, the status (``ok``, ``error: <first error>`` or ``timeout``) and the ru
 ``<out>/executed/`` for feedback.
 
 NOT A SECURITY SANDBOX. Submissions are untrusted code and run with your user's rights, files and network;
-the separate process and folder only keep one submission from disturbing another's grade. The check records
+the separate process and folder only keep one submission from disturbing another's grade, and a submission that
+deliberately clears its environment can still leave a process behind. The check records
 are written by the submission itself, so they can be forged: treat grades as feedback and read suspicious
 notebooks. Run the grader inside a throw-away container, for example:
 
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -132,6 +136,30 @@ def _kill_group(pgid: int, grace: float = 2.0) -> None:
         pass
 
 
+TOKEN_ENV = "LAB_GRADER_RUN"
+
+
+def _kill_tagged(token: str) -> int:
+    """SIGKILL every process whose environment carries ``TOKEN_ENV=token``: what a submission started and
+    detached from its process group (``setsid``, a daemon) inherits the tag. Linux (``/proc``) only; returns how
+    many were killed."""
+    needle = f"{TOKEN_ENV}={token}".encode()
+    killed = 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            continue
+    return killed
+
+
 def _wait(process: subprocess.Popen, timeout: float, stop: threading.Event | None) -> str | None:
     """Wait for the executor; why it must be killed ("timeout after ... s", "interrupted"), or None if it ended."""
     deadline = time.monotonic() + timeout
@@ -195,8 +223,9 @@ def read_records(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, 
     return statuses, messages, metrics
 
 
-def _child_env(control: Path, workdir: Path, profile: str) -> dict[str, str]:
+def _child_env(control: Path, workdir: Path, profile: str, token: str) -> dict[str, str]:
     env = dict(os.environ)
+    env[TOKEN_ENV] = token  # inherited by everything the submission starts, so all of it can be ended
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env[PROFILE_ENV] = profile
@@ -225,7 +254,8 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
                    str(workdir / notebook.name), str(executed)]
         start = time.monotonic()
         with open(control / "executor.log", "wb") as log:
-            process = subprocess.Popen(command, cwd=workdir, env=_child_env(control, workdir, profile),
+            token = uuid.uuid4().hex
+            process = subprocess.Popen(command, cwd=workdir, env=_child_env(control, workdir, profile, token),
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
             killed = _wait(process, timeout, stop)
@@ -235,6 +265,7 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
                 if kernel_file.exists() and kernel_file.read_text().strip().isdigit():
                     _kill_group(int(kernel_file.read_text()))
                 process.wait()
+            _kill_tagged(token)  # whatever the submission detached from its process groups
         runtime = time.monotonic() - start
 
         statuses, messages, metrics = read_records(control / CHECKS_FILE)

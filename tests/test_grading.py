@@ -210,3 +210,29 @@ def test_read_records_skips_torn_lines_and_keeps_the_last_outcome(tmp_path):
                     '{"kind": "metric", "name": "re')
     statuses, messages, metrics = grading.read_records(path)
     assert statuses == {"kl": "pass"} and list(metrics) == ["gap"]
+
+
+DETACH = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+open({pid_file!r}, "w").write(str(child.pid))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_a_process_the_submission_detached_does_not_outlive_its_grade(tmp_path):
+    pid_file = tmp_path / "detached.pid"
+    path = tmp_path / "detaches.ipynb"
+    nbformat.write(_notebook(DETACH.format(pid_file=str(pid_file)), "import time\ntime.sleep(600)"), path)
+    grade = grading.grade_submission(path, timeout=20)
+    assert grade.status.startswith("timeout")
+    pid = int(pid_file.read_text())
+    time.sleep(0.2)
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().split()[2]
+    except FileNotFoundError:
+        state = "gone"
+    if state not in ("gone", "Z"):  # clean up before failing
+        os.kill(pid, signal.SIGKILL)
+    assert state in ("gone", "Z"), f"the detached process {pid} survived the grade ({state})"
