@@ -160,13 +160,17 @@ def check_loss_fn(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float,
     batch = inputs["x"].shape[0]
     name = getattr(loss_fn, "__name__", "loss_fn")
     try:
-        out = loss_fn(**{k: ops.convert_to_tensor(v) for k, v in inputs.items()}, kl_weight=kl_weight, recon=recon)
+        order = ("x", "x_hat", "y", "logit", "mu", "logvar") if kind == "dbvae" else ("x", "x_hat", "mu", "logvar")
+        out = loss_fn(*(ops.convert_to_tensor(inputs[k]) for k in order), kl_weight, recon)  # as the model calls it
         value = ops.convert_to_numpy(out)
     except Exception as err:  # noqa: BLE001 - any failure is reported with the call it came from
         raise ValueError(f"loss_fn {name!r} failed on a test batch of {batch} images, called as {signature}: "
                          f"{type(err).__name__}: {err}") from err
     import numpy as np
 
+    if out is None:
+        raise ValueError(f"loss_fn {name!r} returned None; is the `return` statement missing? It must return one "
+                         f"loss per sample, shape (B,), called as {signature}.")
     value = np.asarray(value)
     if value.shape != (batch,):
         raise ValueError(f"loss_fn {name!r} must return one loss per sample, shape (B,) = ({batch},), called as "
