@@ -36,9 +36,7 @@ SUITES = {"core unit tests": CORE_TESTS, "notebooks (smoke, solution and student
 
 def run_suite(backend: str, paths: list[str]) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "LAB_PROFILE": "smoke", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
-    if paths != ["labs"]:
-        args[4:4] = ["-o", "addopts="]
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *([] if paths == ["labs"] else ["-o", "addopts="]), *paths]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
     lines = done.stdout.strip().splitlines()
