@@ -4,7 +4,7 @@
     python benchmarks/backend_speed.py --backends tensorflow jax --repeats 3 --n-images 20000
 
 What is timed: training images per second of the CNN, the VAE, the DB-VAE and (to isolate the transposed
-convolutions) the decoder alone, each trained by ``lab_utils.training`` on batches from ``FaceBatchSampler``,
+convolutions) the decoder alone, each trained by ``lab_utils.training.trainers`` on batches from ``FaceBatchSampler``,
 under each backend and compile setting (``jit_compile`` on and off, ``steps_per_execution`` 8, and without the
 weight average). Next to them, for TensorFlow, the reference lab's way of training: its whole training file read
 into memory, a random half-face batch indexed out of it per step, and a ``tf.function`` step with a gradient tape,
@@ -87,8 +87,9 @@ class EpochTimer:
 def train_ours(kind: str, setting: dict, train, args) -> list[float]:
     import keras
 
-    from lab_utils import models, training
-    from lab_utils.env import seed_everything
+    from lab_utils.nn import models
+    from lab_utils.running.env import seed_everything
+    from lab_utils.training import trainers
 
     seed_everything(args.seed)
     timer = EpochTimer()
@@ -99,11 +100,11 @@ def train_ours(kind: str, setting: dict, train, args) -> list[float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "cnn":
-            training.train_classifier(models.build_cnn(), train, **common)
+            trainers.train_classifier(models.build_cnn(), train, **common)
         elif kind == "vae":
-            training.train_vae(models.VAE(args.latent_dim, seed=args.seed), train, **common)
+            trainers.train_vae(models.VAE(args.latent_dim, seed=args.seed), train, **common)
         elif kind == "dbvae":
-            training.train_dbvae(models.DBVAE(args.latent_dim, seed=args.seed), train, resample=False, **common)
+            trainers.train_dbvae(models.DBVAE(args.latent_dim, seed=args.seed), train, resample=False, **common)
         else:  # the decoder alone, z -> image with an L1 loss: the transposed convolutions in isolation
             decoder = models.build_decoder(args.latent_dim)
             decoder.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mae",
@@ -123,7 +124,7 @@ def train_reference_style(kind: str, h5_path: Path, args) -> list[float]:
     import keras
     import tensorflow as tf
 
-    from lab_utils import losses, models
+    from lab_utils.nn import losses, models
 
     keras.utils.set_random_seed(args.seed)
     with h5py.File(h5_path, "r") as f:
@@ -177,8 +178,8 @@ def worker(backend: str, args) -> None:
     """Run every setting of one backend once; print one JSON line per run."""
     import keras
 
-    from lab_utils.data import FaceDataset
-    from lab_utils.loaders import load_reference_training_file
+    from lab_utils.data.dataset import FaceDataset
+    from lab_utils.data.loaders import load_reference_training_file
 
     assert keras.backend.backend() == backend, (keras.backend.backend(), backend)
     train = load_reference_training_file(args.h5)
@@ -245,7 +246,7 @@ def markdown(report: dict) -> str:
         "",
         f"Batch {a['batch_size']}, {a['steps']} steps per epoch, {a['epochs']} epochs per run (the first dropped), "
         f"{a['repeats']} repeats interleaved across backends, {a['n_images']} random images in a reference-schema "
-        "HDF5 file. `lab_utils` rows train through `lab_utils.training` (sampler batches, Adam with EMA unless "
+        "HDF5 file. `lab_utils` rows train through `lab_utils.training.trainers` (sampler batches, Adam with EMA unless "
         "`no_ema`); `reference-style` rows are the reference lab's loop (in-memory file, random batch per step, "
         "`tf.function` step with a tape, Adam without EMA) with BatchNorm trained as in ours. Settings: `graph` = "
         "tf.function without XLA, `jit` = XLA (JAX always), `spe8` = steps_per_execution 8, `eager`/`compiled` "
@@ -284,8 +285,8 @@ def main() -> None:
         worker(args.worker, args)
         return
 
-    from lab_utils.env import machine_summary
     from lab_utils.files import write_text_atomic
+    from lab_utils.running.env import machine_summary
 
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_utils.backend import BACKENDS  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.nn.backend import BACKENDS  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from test_backends import CORE_TESTS  # noqa: E402

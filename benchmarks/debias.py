@@ -22,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lab_utils import GROUPS, metrics, plots, synthetic, training
-from lab_utils.config import get_profile
-from lab_utils.env import machine_summary
-from lab_utils.experiments import Variant, resampling_summary, train_variant
+from lab_utils import GROUPS
+from lab_utils.data import benchmark
+from lab_utils.evaluation import metrics, plots, seeds, threshold_free
 from lab_utils.files import write_text_atomic
-from lab_utils.losses import REFERENCE_LAB_KL_WEIGHT
+from lab_utils.nn.losses import REFERENCE_LAB_KL_WEIGHT
+from lab_utils.running.env import machine_summary
+from lab_utils.running.profiles import get_profile
+from lab_utils.training import trainers
+from lab_utils.training.experiments import Variant, resampling_summary, train_variant
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -40,7 +43,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("oracle_dbvae_50pct", oracle_darker_share=0.5, kl_weight=LAB_KL),
     # A stronger KL term (100x the lab's), where the latent means shrink and the max rule's weights move
     # further from uniform (see benchmarks/results/latent_diagnostics.md). The labs' default DB-VAE is
-    # dbvae_max_a0.001_kl0.05 (lab_utils.experiments.LAB_VARIANTS).
+    # dbvae_max_a0.001_kl0.05 (lab_utils.training.experiments.LAB_VARIANTS).
     Variant("dbvae_uniform_kl0.05", resample=False, kl_weight=0.05),
     *[Variant(f"dbvae_max_a{a:g}_kl0.05", resample=True, rule="max", alpha=a, kl_weight=0.05) for a in (1e-3, 1e-2)],
     Variant("oracle_dbvae_50pct_kl0.05", oracle_darker_share=0.5, kl_weight=0.05),
@@ -52,12 +55,12 @@ DEFAULT_VARIANTS = ["cnn", "dbvae_uniform", "dbvae_product_a0.001", "dbvae_produ
 
 def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | None = None) -> dict:
     model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0)
-    probs = training.predict_face_probs(model, test.as_float())
+    probs = trainers.predict_face_probs(model, test.as_float())
     evaluation = metrics.evaluate_detector(probs, test.labels, test.group, seed=seed)
     record["evaluation"] = evaluation.to_dict()
-    record["recall_at_fpr"] = metrics.recall_at_fpr(
-        probs, test.labels, test.group, fpr=metrics.matched_fpr_target(len(test.nonface_idx))).to_dict()
-    record["auc"] = metrics.per_group_auc(probs, test.labels, test.group)
+    record["recall_at_fpr"] = threshold_free.recall_at_fpr(
+        probs, test.labels, test.group, fpr=threshold_free.matched_fpr_target(len(test.nonface_idx))).to_dict()
+    record["auc"] = threshold_free.per_group_auc(probs, test.labels, test.group)
     drawn = resampling_summary(train, record["resampling_log"])
     record["darker_share_drawn"], record["ess"] = drawn["shares"], drawn["ess"]
     record.pop("resampling_log")  # per-face counts are large; the shares above summarise them
@@ -104,7 +107,7 @@ def paired_differences(records: dict[str, list[dict]], reference: str) -> dict[s
         if name == reference or len(pairs) < 2:
             continue
         diffs = [{k: a[k] - b[k] for k in PAIRED_FIELDS} for a, b in pairs]
-        out[name] = {"summary": metrics.summarize_seeds(diffs),
+        out[name] = {"summary": seeds.summarize_seeds(diffs),
                      "per_seed_gap": [d["gap_lighter_darker"] for d in diffs]}
     return out
 
@@ -157,7 +160,7 @@ def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
 
 def report(records: dict[str, list[dict]], meta: dict, out: Path, name: str) -> str:
     """Summarise, write ``<name>.md``/``.json`` and the plots; returns the Markdown."""
-    summary = {v: metrics.summarize_seeds([scalar_view(r) for r in recs]) for v, recs in records.items()}
+    summary = {v: seeds.summarize_seeds([scalar_view(r) for r in recs]) for v, recs in records.items()}
     paired = {ref: paired_differences(records, ref) for ref in PAIRED_REFERENCES if ref in records}
     table = markdown(summary, paired, meta)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = [n for n in args.variants if seed not in {r["seed"] for r in records[n]}]
         if not todo:
             continue
-        train, test = synthetic.load_benchmark(synthetic.config_from_profile(profile, seed=seed), progress=False)
+        train, test = benchmark.load_benchmark(benchmark.config_from_profile(profile, seed=seed), progress=False)
         for name in todo:
             t0 = time.perf_counter()
             rec = run_one(VARIANTS[name], train, test, profile, seed, args.epochs)
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         "machine": machine_summary(),
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
-        "target_fpr": metrics.matched_fpr_target(profile.n_test_nonfaces),
+        "target_fpr": threshold_free.matched_fpr_target(profile.n_test_nonfaces),
         "variants": {n: VARIANTS[n].to_dict() for n in args.variants},
     }
     print("\n" + report(records, meta, args.out, args.name))

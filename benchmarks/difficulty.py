@@ -7,7 +7,7 @@ Per seed, trains the lab CNN on the BIASED split (5% darker faces) and on the BA
 measures per-group recall at threshold 0.5 on the balanced test split, plus the false-positive rate on test
 non-faces, with EMA weights (Adam use_ema, momentum 0.995). Criterion: the biased lighter-minus-darker recall gap
 exceeds 3 standard errors over seeds, and the balanced gap is within noise (|mean| < 2 SE or < 2 points), i.e. the
-gap comes from the training skew, not from darker faces being unlearnable. lab_utils.synthetic.DIFFICULTY is
+gap comes from the training skew, not from darker faces being unlearnable. lab_utils.data.benchmark.DIFFICULTY is
 frozen once this passes. Writes benchmarks/results/difficulty.{md,json}.
 """
 
@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lab_utils import GROUPS, synthetic, training
-from lab_utils.env import data_dir, machine_summary
+from lab_utils import GROUPS
+from lab_utils.data import benchmark
 from lab_utils.files import write_text_atomic
-from lab_utils.models import build_cnn
+from lab_utils.nn.models import build_cnn
+from lab_utils.running.env import data_dir, machine_summary
+from lab_utils.training import trainers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONDITIONS = {"biased": 0.05, "balanced": 0.5}
@@ -51,15 +53,15 @@ def evaluate(probs: np.ndarray, test) -> dict:
     return {"recall": recall, "gap": lighter - darker, "fpr": float(called[test.nonface_idx].mean())}
 
 
-def run_condition(cfg: synthetic.BenchmarkConfig, epochs: int, cache_dir: Path) -> dict:
-    train, test = synthetic.load_benchmark(cfg, cache_dir=cache_dir, progress=False)
+def run_condition(cfg: benchmark.BenchmarkConfig, epochs: int, cache_dir: Path) -> dict:
+    train, test = benchmark.load_benchmark(cfg, cache_dir=cache_dir, progress=False)
     model = build_cnn()
     start = time.perf_counter()
-    training.train_classifier(model, train, epochs=epochs, batch_size=32, ema_momentum=EMA_MOMENTUM,
+    trainers.train_classifier(model, train, epochs=epochs, batch_size=32, ema_momentum=EMA_MOMENTUM,
                               seed=cfg.seed, verbose=0)
     seconds = time.perf_counter() - start
     ema_change = ensure_ema_weights(model)
-    result = evaluate(training.predict_face_probs(model, test, progress=False), test)
+    result = evaluate(trainers.predict_face_probs(model, test, progress=False), test)
     train_darker = float(np.mean(train.attributes["darker"][train.face_idx] == 1))
     return result | {"train_seconds": seconds, "ema_change_after_fit": ema_change, "train_darker_share": train_darker}
 
@@ -88,12 +90,12 @@ def criterion(summary: dict) -> dict:
             "passed": bool(biased_ok and (within_2se or within_2pts))}
 
 
-def time_generator(cfg: synthetic.BenchmarkConfig) -> dict:
+def time_generator(cfg: benchmark.BenchmarkConfig) -> dict:
     """Wall time to render TIMED_IMAGES training images with the default worker count (no cache)."""
-    sized = synthetic.BenchmarkConfig(seed=cfg.seed, n_train_faces=TIMED_IMAGES // 2,
+    sized = benchmark.BenchmarkConfig(seed=cfg.seed, n_train_faces=TIMED_IMAGES // 2,
                                       n_train_nonfaces=TIMED_IMAGES - TIMED_IMAGES // 2)
     start = time.perf_counter()
-    synthetic.generate_split(sized, "train", progress=False)
+    benchmark.generate_split(sized, "train", progress=False)
     return {"images": TIMED_IMAGES, "seconds": time.perf_counter() - start, "n_jobs": min(2, os.cpu_count() or 1)}
 
 
@@ -153,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK_SIZES if args.quick else {}
     cache_dir = args.cache_dir or data_dir()
 
-    generator_timing = time_generator(synthetic.BenchmarkConfig())
+    generator_timing = time_generator(benchmark.BenchmarkConfig())
     print(f"generator: {generator_timing['images']} images in {generator_timing['seconds']:.1f} s", flush=True)
     runs: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
     for seed in range(n_seeds):
         for condition, fraction in CONDITIONS.items():
-            cfg = synthetic.BenchmarkConfig(seed=seed, train_darker_fraction=fraction, **sizes)
+            cfg = benchmark.BenchmarkConfig(seed=seed, train_darker_fraction=fraction, **sizes)
             result = run_condition(cfg, epochs, cache_dir)
             runs[condition].append(result)
             print(f"seed {seed} {condition:8s} " + " ".join(f"{g}={100 * result['recall'][g]:5.1f}" for g in GROUPS)
@@ -172,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python benchmarks/difficulty.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine_summary(),
         "seeds": list(range(n_seeds)), "epochs": epochs,
-        "sizes": {k: v for k, v in synthetic.BenchmarkConfig(**sizes).to_dict().items() if k != "seed"}
+        "sizes": {k: v for k, v in benchmark.BenchmarkConfig(**sizes).to_dict().items() if k != "seed"}
                  | {"train_darker_fraction": CONDITIONS},
-        "generator_version": synthetic.GENERATOR_VERSION, "difficulty": dict(synthetic.DIFFICULTY),
+        "generator_version": benchmark.GENERATOR_VERSION, "difficulty": dict(benchmark.DIFFICULTY),
         "generator_timing": generator_timing,
         "train_seconds_per_epoch": float(np.mean([r["train_seconds"] for r in all_runs]) / epochs),
         "ema_applied_by_fit": bool(max_change < 1e-6), "max_ema_change_after_fit": max_change,

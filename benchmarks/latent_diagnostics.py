@@ -31,12 +31,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from lab_utils import metrics, synthetic, training
-from lab_utils.config import get_profile
-from lab_utils.env import machine_summary
-from lab_utils.experiments import Variant, train_variant
+from lab_utils.data import benchmark
+from lab_utils.evaluation import metrics, threshold_free
 from lab_utils.files import write_text_atomic
-from lab_utils.resampling import histogram_weights, resampling_diagnostics
+from lab_utils.running.env import machine_summary
+from lab_utils.running.profiles import get_profile
+from lab_utils.training import trainers
+from lab_utils.training.experiments import Variant, train_variant
+from lab_utils.training.resampling import histogram_weights, resampling_diagnostics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALPHAS = (1e-3, 1e-2, 1e-1, 1.0)
@@ -66,7 +68,7 @@ class LatentSnapshots(keras.callbacks.Callback):
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
     """Rank AUC of ``score`` for ``positive``, folded to >= 0.5 (a dimension may encode tone with either sign)."""
-    u = metrics.rank_auc(score[positive], score[~positive])
+    u = threshold_free.rank_auc(score[positive], score[~positive])
     return max(u, 1.0 - u)
 
 
@@ -108,7 +110,7 @@ def analyse(mu: np.ndarray, logvar: np.ndarray, attrs: dict[str, np.ndarray]) ->
         "neighbour_darker_share": neighbour_darker_share(mu, darker),
         "rules": {},
     }
-    extreme_exposure = np.abs(attrs["exposure"] - np.median(attrs["exposure"])) > 2 * synthetic.DIFFICULTY[
+    extreme_exposure = np.abs(attrs["exposure"] - np.median(attrs["exposure"])) > 2 * benchmark.DIFFICULTY[
         "exposure_ev_jitter"]
     flags = {"darker": darker, "hat": attrs["hat"] == 1, "glasses": attrs["glasses"] == 1,
              "extreme_exposure": extreme_exposure}
@@ -129,14 +131,14 @@ def analyse(mu: np.ndarray, logvar: np.ndarray, attrs: dict[str, np.ndarray]) ->
 
 
 def run(seed: int, kl_weight: float, epochs: int, profile) -> dict[str, Any]:
-    train, test = synthetic.load_benchmark(synthetic.config_from_profile(profile, seed=seed), progress=False)
+    train, test = benchmark.load_benchmark(benchmark.config_from_profile(profile, seed=seed), progress=False)
     snapshots = LatentSnapshots(train.images[train.face_idx])
     variant = Variant(f"dbvae_uniform_kl{kl_weight:g}", resample=False, kl_weight=kl_weight)
     model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, callbacks=[snapshots],
                                   verbose=0)
     attrs = {k: np.asarray(v)[train.face_idx] for k, v in train.attributes.items()}
     per_epoch = [analyse(mu, lv, attrs) for mu, lv in zip(snapshots.mu, snapshots.logvar)]
-    evaluation = metrics.evaluate_detector(training.predict_face_probs(model, test), test.labels, test.group,
+    evaluation = metrics.evaluate_detector(trainers.predict_face_probs(model, test), test.labels, test.group,
                                            n_boot=200, seed=seed)
     return {"seed": seed, "kl_weight": kl_weight, "epochs": epochs, "train_seconds": record["train_seconds"],
             "per_epoch": per_epoch,

@@ -1,7 +1,7 @@
 """Is the batch sampler cheap next to the training step it feeds? Target: < 15% of one CNN step.
 
 Times ``FaceBatchSampler.sample()`` (non-uniform face weights, as DB-VAE uses it) on an in-memory dataset
-of random images against one ``train_on_batch`` of ``lab_utils.models.build_cnn()`` at the same batch size,
+of random images against one ``train_on_batch`` of ``lab_utils.nn.models.build_cnn()`` at the same batch size,
 prints a table and writes ``benchmarks/results/sampler_speed.{json,md}``.
 
     python benchmarks/sampler_speed.py [--n-images 20000] [--batch-sizes 32 64 128]
@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab_utils.data import FaceDataset  # noqa: E402
-from lab_utils.env import machine_info  # noqa: E402
+from lab_utils.data.dataset import FaceDataset  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
-from lab_utils.sampler import FaceBatchSampler  # noqa: E402
+from lab_utils.running.env import machine_info  # noqa: E402
+from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SHARE = 0.15
@@ -51,7 +51,7 @@ def random_dataset(n_images: int, seed: int) -> FaceDataset:
 def time_training_step(batch_size: int, steps: int, seed: int) -> float:
     import keras
 
-    from lab_utils.models import build_cnn
+    from lab_utils.nn.models import build_cnn
 
     keras.utils.set_random_seed(seed)
     model = build_cnn()

@@ -1,8 +1,8 @@
 """Training throughput of the CNN, VAE and DB-VAE through our sampler vs. fit() on in-memory float arrays,
 and the cost of one DB-VAE resampling recompute. Target: the sampler costs < 15% of step time.
 
-For each model, the same architecture, optimiser (Adam with EMA, as ``lab_utils.training`` uses) and batch
-size are trained twice: by the ``lab_utils.training.train_*`` function (``FaceBatchSampler`` batches
+For each model, the same architecture, optimiser (Adam with EMA, as ``lab_utils.training.trainers`` uses) and batch
+size are trained twice: by the ``lab_utils.training.trainers.train_*`` function (``FaceBatchSampler`` batches
 through a Keras ``PyDataset``) and by ``model.fit`` on float32 arrays already in memory. Throughput is
 images per second over the fastest whole epoch after the first (which includes tracing): on a shared
 machine the fastest epoch is the one least disturbed by other processes (medians are in the JSON). The
@@ -33,14 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
-from lab_utils.data import FaceDataset  # noqa: E402
-from lab_utils.env import machine_info  # noqa: E402
+from lab_utils.data.dataset import FaceDataset  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
-from lab_utils.models import DBVAE, VAE, build_cnn  # noqa: E402
-from lab_utils.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
-from lab_utils.sampler import FaceBatchSampler  # noqa: E402
-from lab_utils.env import seed_everything  # noqa: E402
-from lab_utils.training import train_classifier, train_dbvae, train_vae  # noqa: E402
+from lab_utils.nn.models import DBVAE, VAE, build_cnn  # noqa: E402
+from lab_utils.running.env import (
+    machine_info,  # noqa: E402
+    seed_everything,  # noqa: E402
+)
+from lab_utils.training.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
+from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
+from lab_utils.training.trainers import train_classifier, train_dbvae, train_vae  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SHARE = 0.15
@@ -76,7 +78,7 @@ def build(kind: str, latent_dim: int, seed: int) -> keras.Model:
 
 
 def through_sampler(kind: str, ds: FaceDataset, args: argparse.Namespace) -> list[float]:
-    """Epoch seconds when trained by lab_utils.training (DB-VAE without recomputes: timed separately)."""
+    """Epoch seconds when trained by lab_utils.training.trainers (DB-VAE without recomputes: timed separately)."""
     model, timer = build(kind, args.latent_dim, args.seed), EpochTimer()
     common = {"epochs": args.epochs, "batch_size": args.batch_size, "steps_per_epoch": args.steps,
               "learning_rate": LEARNING_RATE, "ema_momentum": EMA_MOMENTUM, "seed": args.seed,

@@ -1,7 +1,37 @@
-"""lab_utils: reference implementations behind the DB-VAE fairness labs.
+"""lab_utils: the reference implementations behind the DB-VAE fairness labs.
 
-Submodules are imported on demand (``from lab_utils import data``) so that importing the package is cheap
-and does not pull in Keras or its backend until a model is needed.
+Map of the code, in the order the labs teach it (each module holds one idea; the notebooks import them by name):
+
+data/        where images come from
+  dataset.py      FaceDataset: images, face labels and per-image attributes, the one type every loader returns
+  benchmark.py    the embedded benchmark, rendered once per configuration and cached (load_benchmark)
+  config.py       what a benchmark is: sizes, seed, frozen difficulty, cache key
+  attributes.py   who is in each picture (skin tone, gender presentation, pose, ...), drawn before any pixel
+  drawing.py      primitives and scenery;  faces.py  one person, top to bottom;  render.py  light, lens, sensor
+  loaders.py      real data, opt-in: the reference lab's file, PPB folders, CSV tables;  download.py  fetching
+  h5io.py         the HDF5 schema shared with the reference lab
+nn/          the models and what they minimise
+  models.py       the CNN detector, the VAE and the DB-VAE (loss in compute_loss, any Keras backend)
+  losses.py       KL divergence, reconstruction, the VAE and DB-VAE losses (Labs 2 and 3's exercises)
+  backend.py      what differs between TensorFlow, JAX and PyTorch, in one place
+training/    how they learn
+  trainers.py     train_classifier, train_vae, train_dbvae, predict_face_probs
+  resampling.py   the resampling rules (the max rule is Lab 3's exercise) and their diagnostics
+  callbacks.py    the per-epoch resampling inside fit();  sampler.py  weighted training batches
+  experiments.py  named variants trained the same way by notebooks and benchmarks
+evaluation/  what came out
+  metrics.py      per-group recall with bootstrap intervals, gaps, FPR, E[A], Var[A] (evaluate_detector)
+  threshold_free.py  recall at a matched FPR, per-group AUC;  seeds.py  several seeds;  results.py  the values
+  reports.py      the words and tables a lab prints;  plots.py, galleries.py  the figures
+teaching/    the course around it
+  checks.py       the exercises' self-checks;  exercise.py  how a check runs;  compare.py  what it says is wrong
+  records.py      what a notebook reports to the grader;  grading.py, grades.py  the grader and its tables
+  student.py      student notebooks built from the solutions
+running/     running it all
+  run_labs.py     the main job;  notebooks.py  where the labs are and how one is executed
+  profiles.py     run scales (smoke, cpu, full);  env.py  the notebooks' first cell, folders, seeding
+  processes.py    ending what a run started
+files.py, validation.py   atomic writes; argument checks
 """
 
 import sys
@@ -9,7 +39,7 @@ import sys
 __version__ = "0.1.0"
 
 if "keras" not in sys.modules:  # say how to fix a KERAS_BACKEND that cannot load, before Keras fails on it
-    from lab_utils.backend import check_requested
+    from lab_utils.nn.backend import check_requested
 
     check_requested()
 

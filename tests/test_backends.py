@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_utils import backend
+from lab_utils.nn import backend
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_TESTS = ["tests/test_losses.py", "tests/test_models.py", "tests/test_training.py", "tests/test_resampling.py",
@@ -47,8 +47,10 @@ DATA_PARALLEL = textwrap.dedent('''
     import json
     import keras
     import numpy as np
-    from lab_utils import config, experiments, models, resampling, training
-    from lab_utils.data import FaceDataset
+    from lab_utils.nn import models
+    from lab_utils.running import profiles
+    from lab_utils.training import experiments, resampling, trainers
+    from lab_utils.data.dataset import FaceDataset
 
     devices = keras.distribution.list_devices("cpu")
     assert len(devices) == 2, devices
@@ -78,14 +80,14 @@ DATA_PARALLEL = textwrap.dedent('''
     n = 64
     images = rng.integers(0, 256, (2 * n, 64, 64, 3), dtype=np.uint8)
     train = FaceDataset(images, np.r_[np.ones(n), np.zeros(n)].astype(np.float32), name="tiny")
-    profile = config.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
+    profile = profiles.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
     model, record = experiments.train_variant(experiments.LAB_VARIANTS["dbvae"], train, profile, seed=0, epochs=2,
                                               verbose=0)
     print("RESULT" + json.dumps({
         "ratios": ratios,
         "recomputes": len(record["resampling_log"]),
         "losses": record["history"]["loss"],
-        "probs_shape": list(training.predict_face_probs(model, train).shape),
+        "probs_shape": list(trainers.predict_face_probs(model, train).shape),
         "means_shape": list(resampling.encode_faces(model, train).shape),
     }))
 ''')
@@ -116,7 +118,7 @@ def test_an_unusable_backend_gets_a_message_that_says_what_to_do(value, message,
 
 
 def test_the_backend_is_reported_with_its_devices(capsys):
-    from lab_utils import env
+    from lab_utils.running import env
 
     info = env.setup(seed=0)
     assert info["backend"] == backend.name() and info["backend_version"] == backend.version()

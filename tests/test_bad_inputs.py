@@ -14,9 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_utils import backend, config, env, experiments, loaders, metrics, models, resampling, run_labs, training
-from lab_utils.data import FaceDataset
-from lab_utils.sampler import FaceBatchSampler
+from lab_utils.data import loaders
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.evaluation import metrics
+from lab_utils.nn import backend, models
+from lab_utils.running import env, profiles, run_labs
+from lab_utils.training import experiments, resampling, trainers
+from lab_utils.training.sampler import FaceBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,10 +78,10 @@ PROBES = {
                                   ValueError, ["negative", ">= 0"]),
     "sampling weights wrong length": (lambda t: FaceBatchSampler(tiny(), 4, sampling_probs=[1, 1]), ValueError,
                                       ["one weight per face"]),
-    "NaN images to predict": (lambda t: training.predict_face_probs(models.build_cnn(width=0.25),
+    "NaN images to predict": (lambda t: trainers.predict_face_probs(models.build_cnn(width=0.25),
                                                                     np.full((2, 64, 64, 3), np.nan, np.float32)),
                               ValueError, ["NaN or infinite pixels"]),
-    "images of the wrong size": (lambda t: training.predict_face_probs(models.build_cnn(width=0.25),
+    "images of the wrong size": (lambda t: trainers.predict_face_probs(models.build_cnn(width=0.25),
                                                                        np.zeros((2, 32, 32, 3), np.uint8)),
                                  ValueError, ["(N, 64, 64, 3)"]),
     # models and training
@@ -87,20 +91,20 @@ PROBES = {
                               ["one loss per sample", "one number for the whole batch"]),
     "loss not callable": (lambda t: models.DBVAE(latent_dim=2, loss_fn="dbvae_loss"), ValueError,
                           ["must be a function"]),
-    "learning rate NaN": (lambda t: training.train_classifier(models.build_cnn(width=0.25), tiny(), epochs=1,
+    "learning rate NaN": (lambda t: trainers.train_classifier(models.build_cnn(width=0.25), tiny(), epochs=1,
                                                               learning_rate=float("nan"), verbose=0),
                           ValueError, ["learning_rate must be a finite number > 0"]),
-    "epochs zero": (lambda t: training.train_classifier(models.build_cnn(width=0.25), tiny(), epochs=0, verbose=0),
+    "epochs zero": (lambda t: trainers.train_classifier(models.build_cnn(width=0.25), tiny(), epochs=0, verbose=0),
                     ValueError, ["epochs must be an integer >= 1"]),
-    "ema momentum 1": (lambda t: training.train_vae(models.VAE(latent_dim=2), tiny(), epochs=1, ema_momentum=1.0,
+    "ema momentum 1": (lambda t: trainers.train_vae(models.VAE(latent_dim=2), tiny(), epochs=1, ema_momentum=1.0,
                                                     verbose=0), ValueError, ["ema_momentum must be in [0, 1)"]),
-    "wrong model for trainer": (lambda t: training.train_dbvae(models.build_cnn(width=0.25), tiny(), epochs=1),
-                                ValueError, ["expects a lab_utils.models.DBVAE"]),
+    "wrong model for trainer": (lambda t: trainers.train_dbvae(models.build_cnn(width=0.25), tiny(), epochs=1),
+                                ValueError, ["expects a lab_utils.nn.models.DBVAE"]),
     "variant kind unknown": (lambda t: experiments.Variant("x", kind="gan"), ValueError, ["kind must be one of"]),
     "oracle without attribute": (lambda t: experiments.oracle_sampling_probs(tiny(), 0.5), ValueError,
                                  ["needs the 'darker' attribute"]),
     # environment variables
-    "profile unknown": (lambda t: config.get_profile("huge"), ValueError, ["Unknown profile", "choose one of"]),
+    "profile unknown": (lambda t: profiles.get_profile("huge"), ValueError, ["Unknown profile", "choose one of"]),
     "backend unknown": (lambda t: (__import__("os").environ.__setitem__("KERAS_BACKEND", "theano"),
                                    backend.check_requested()), ImportError, ["not a backend these labs run on"]),
     # command lines
@@ -124,9 +128,9 @@ def test_bad_input_gets_a_message_that_says_what_and_what_to_do(name, tmp_path, 
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["-m", "lab_utils.run_labs", "--profile", "nonsense"], ["Unknown profile 'nonsense'"]),
-    (["-m", "lab_utils.grading", "/nonexistent-submissions"], ["error:"]),
-    (["-m", "lab_utils.student", "frobnicate"], ["invalid choice"]),
+    (["-m", "lab_utils.running.run_labs", "--profile", "nonsense"], ["Unknown profile 'nonsense'"]),
+    (["-m", "lab_utils.teaching.grading", "/nonexistent-submissions"], ["error:"]),
+    (["-m", "lab_utils.teaching.student", "frobnicate"], ["invalid choice"]),
 ])
 def test_command_lines_exit_2_with_one_line_not_a_traceback(argv, words):
     done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -137,12 +141,12 @@ def test_command_lines_exit_2_with_one_line_not_a_traceback(argv, words):
 
 
 def test_two_processes_generating_the_same_benchmark_both_succeed_and_leave_one_valid_file(tmp_path):
-    code = ("from lab_utils import synthetic\n"
+    code = ("from lab_utils.data import benchmark as synthetic\n"
             "if __name__ == '__main__':\n"
-            "    cfg = synthetic.BenchmarkConfig(n_train_faces=200, n_train_nonfaces=200, n_test_per_group=4,"
+            "    cfg = benchmark.BenchmarkConfig(n_train_faces=200, n_train_nonfaces=200, n_test_per_group=4,"
             " n_test_nonfaces=8)\n"
-            f"    train, test = synthetic.load_benchmark(cfg, cache_dir={str(tmp_path)!r}, progress=False)\n"
-            "    print(synthetic.content_digest(train))\n")
+            f"    train, test = benchmark.load_benchmark(cfg, cache_dir={str(tmp_path)!r}, progress=False)\n"
+            "    print(benchmark.content_digest(train))\n")
     script = tmp_path / "gen.py"
     script.write_text(code)
     runs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from lab_utils import checks, losses, resampling
-from lab_utils.models import reparameterize as reparameterize_reference
+from lab_utils.nn import losses
+from lab_utils.nn.models import reparameterize as reparameterize_reference
+from lab_utils.teaching import checks, exercise, records
+from lab_utils.training import resampling
 
 
 def _one_line(capsys) -> str:
@@ -222,7 +224,7 @@ def test_check_function_never_raises_even_when_the_reference_is_broken(capsys):
     def student(a):
         return a
 
-    assert checks.check_function("custom", student, broken_reference, lambda rng: [{"a": rng.normal(size=3)}]) \
+    assert exercise.check_function("custom", student, broken_reference, lambda rng: [{"a": rng.normal(size=3)}]) \
         is student
     line = _one_line(capsys)
     assert line.startswith("FAIL custom: the check itself failed (RuntimeError: reference bug)")
@@ -230,30 +232,30 @@ def test_check_function_never_raises_even_when_the_reference_is_broken(capsys):
 
 def test_outcomes_and_metrics_are_recorded_as_json_lines(tmp_path, monkeypatch, capsys):
     log = tmp_path / "checks.jsonl"
-    monkeypatch.setenv(checks.CHECKS_FILE_ENV, str(log))
+    monkeypatch.setenv(records.CHECKS_FILE_ENV, str(log))
     checks.check_kl_divergence(losses.kl_divergence)
     checks.check_kl_divergence(_not_done)
     checks.check_kl_divergence(_kl_half)
-    checks.record_metric("gap", np.float32(0.125))
-    checks.record_metric("recall", {"LF": 0.9, "DF": ops.convert_to_tensor(0.5)})
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(r["kind"], r["name"], r.get("status")) for r in records] == [
+    records.record_metric("gap", np.float32(0.125))
+    records.record_metric("recall", {"LF": 0.9, "DF": ops.convert_to_tensor(0.5)})
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["kind"], r["name"], r.get("status")) for r in lines] == [
         ("check", "kl_divergence", "pass"), ("check", "kl_divergence", "not_done"),
         ("check", "kl_divergence", "fail"), ("metric", "gap", None), ("metric", "recall.LF", None),
         ("metric", "recall.DF", None)]
-    assert records[2]["message"].startswith("wrong value")
-    assert [r["value"] for r in records[3:]] == [0.125, 0.9, 0.5]
+    assert lines[2]["message"].startswith("wrong value")
+    assert [r["value"] for r in lines[3:]] == [0.125, 0.9, 0.5]
     capsys.readouterr()
 
 
 def test_record_metric_without_file_is_silent_and_rejects_bad_values(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv(checks.CHECKS_FILE_ENV, raising=False)
-    checks.record_metric("gap", 0.1)
+    monkeypatch.delenv(records.CHECKS_FILE_ENV, raising=False)
+    records.record_metric("gap", 0.1)
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="must be a number"):
-        checks.record_metric("gap", object())
+        records.record_metric("gap", object())
     with pytest.raises(ValueError, match="non-empty metric name"):
-        checks.record_metric("", 1.0)
+        records.record_metric("", 1.0)
 
 
 def test_reference_reparameterize_works_on_tensors():
@@ -268,7 +270,7 @@ def test_resampling_check_defaults_to_the_rule_the_lab_trains_with(capsys):
     assert _one_line(capsys) == "PASS resampling_probs"
     checks.check_resampling_probs(resampling.product_rule)  # the paper's rule is not the lab's exercise
     line = _one_line(capsys)
-    assert "wrong value" in line and "take the maximum" in line and "lab_utils.resampling.max_rule" in line
+    assert "wrong value" in line and "take the maximum" in line and "lab_utils.training.resampling.max_rule" in line
     assert checks.check_resampling_probs(resampling.product_rule, rule="product") is resampling.product_rule
     assert _one_line(capsys) == "PASS resampling_probs"
     with pytest.raises(ValueError, match="rule must be one of"):
@@ -292,5 +294,5 @@ def test_origin_names_whose_function_trains(capsys):
         raise NotImplementedError
 
     assert checks.origin(vae_loss) == "your vae_loss"
-    assert checks.origin(checks.check_vae_loss(vae_loss)) == "the reference lab_utils.losses.vae_loss"
+    assert checks.origin(checks.check_vae_loss(vae_loss)) == "the reference lab_utils.nn.losses.vae_loss"
     capsys.readouterr()

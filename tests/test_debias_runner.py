@@ -79,7 +79,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
         return record(seed, 0.9 if variant.kind == "cnn" else 0.95)
 
     monkeypatch.setattr(debias, "run_one", fake_run_one)
-    monkeypatch.setattr(debias.synthetic, "load_benchmark", lambda *a, **k: (None, None))
+    monkeypatch.setattr(debias.benchmark, "load_benchmark", lambda *a, **k: (None, None))
     args = ["--profile", "smoke", "--seeds", "2", "--variants", "cnn", "dbvae_uniform", "--out", str(tmp_path),
             "--name", "run"]
     resumed = False

@@ -18,8 +18,10 @@ SCRIPT = textwrap.dedent('''
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from lab_utils import config, experiments, models, resampling, training
-    from lab_utils.data import FaceDataset
+    from lab_utils.nn import models
+    from lab_utils.running import profiles
+    from lab_utils.training import experiments, resampling, trainers
+    from lab_utils.data.dataset import FaceDataset
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rng = np.random.default_rng(0)
@@ -47,7 +49,7 @@ SCRIPT = textwrap.dedent('''
     n = 64
     images = rng.integers(0, 256, (2 * n, 64, 64, 3), dtype=np.uint8)
     train = FaceDataset(images, np.r_[np.ones(n), np.zeros(n)].astype(np.float32), name="tiny")
-    profile = config.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
+    profile = profiles.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
     variant = experiments.Variant("dbvae_max", resample=True, rule="max")
     model, record = experiments.train_variant(variant, train, profile, seed=0, epochs=2, verbose=0,
                                               strategy=mirrored)
@@ -57,7 +59,7 @@ SCRIPT = textwrap.dedent('''
         "replicas": mirrored.num_replicas_in_sync,
         "recomputes": len(record["resampling_log"]),
         "losses": record["history"]["loss"],
-        "probs_shape": list(training.predict_face_probs(model, train).shape),
+        "probs_shape": list(trainers.predict_face_probs(model, train).shape),
         "means_shape": list(resampling.encode_faces(model, train).shape),
     }))
 ''')

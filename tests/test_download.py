@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab_utils.download import DownloadError, download, partial_path
+from lab_utils.data.download import DownloadError, download, partial_path
 
 PAYLOAD = bytes(range(256)) * 400  # 100 kB
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lab_utils.data import FaceDataset
-from lab_utils.experiments import Variant, oracle_sampling_probs, resampling_summary
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.training.experiments import Variant, oracle_sampling_probs, resampling_summary
 
 
 def _dataset(darker):
@@ -61,11 +61,13 @@ def test_resampling_summary_rejects_a_log_from_another_dataset():
 
 
 def test_load_or_train_retrains_when_the_saved_model_is_damaged(tmp_path, monkeypatch, capsys):
-    from lab_utils import config, experiments, models
-    from lab_utils.data import FaceDataset
+    from lab_utils.data.dataset import FaceDataset
+    from lab_utils.nn import models
+    from lab_utils.running import profiles
+    from lab_utils.training import experiments
 
     monkeypatch.setenv("LAB_OUTPUT_DIR", str(tmp_path))
-    profile = config.PROFILES["smoke"].with_overrides(cnn_epochs=1, batch_size=8)
+    profile = profiles.PROFILES["smoke"].with_overrides(cnn_epochs=1, batch_size=8)
     rng = np.random.default_rng(0)
     train = FaceDataset(rng.integers(0, 256, (32, 64, 64, 3), dtype=np.uint8),
                         np.r_[np.ones(16), np.zeros(16)].astype(np.float32), name="tiny")

@@ -49,7 +49,7 @@ def test_atomic_path_replaces_on_success_and_cleans_up_on_failure(tmp_path):
 
 
 def test_environment_folders_that_are_files_are_refused(tmp_path, monkeypatch):
-    from lab_utils import env
+    from lab_utils.running import env
 
     (tmp_path / "f").write_text("x")
     monkeypatch.setenv(env.DATA_ENV, str(tmp_path / "f"))

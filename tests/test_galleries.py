@@ -8,8 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from lab_utils.data import FaceDataset  # noqa: E402
-from lab_utils.galleries import save_figure, show_gallery, show_images  # noqa: E402
+from lab_utils.data.dataset import FaceDataset  # noqa: E402
+from lab_utils.evaluation.galleries import save_figure, show_gallery, show_images  # noqa: E402
 
 
 def dataset(with_groups: bool = True) -> FaceDataset:

@@ -14,13 +14,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from lab_utils import grading
+from lab_utils.teaching import grades, grading
 
 # The others need ~5-15 s each (kernel start + TensorFlow import on 2 shared cores), so 30 s leaves a margin;
 # the hanging notebook sorts first and runs alongside them, so its limit costs little extra time.
 HANG_TIMEOUT = 30.0
 
-SETUP = "from keras import ops\nfrom lab_utils import checks"
+SETUP = "from keras import ops\nfrom lab_utils.teaching import checks, records"
 KL_OK = "def kl(mu, logvar):\n    return 0.5 * ops.sum(ops.exp(logvar) + mu**2 - 1.0 - logvar, axis=-1)"
 KL_WRONG = "def kl(mu, logvar):\n    return 0.5 * ops.sum(ops.exp(logvar) + mu**2 - 1.0 + logvar, axis=-1)"
 KL_TODO = ("def kl(mu, logvar):\n    # TODO: complete this part\n"
@@ -30,7 +30,7 @@ CHECK_CELLS = [
     "kl = checks.check_kl_divergence(kl)",
     "reparameterize = checks.check_reparameterize(reparameterize)",
     "import numpy as np\ngap = float(np.asarray(kl(np.zeros((2, 3), 'float32'), np.zeros((2, 3), 'float32')))[0])\n"
-    "checks.record_metric('gap', gap + 0.25)",
+    "records.record_metric('gap', gap + 0.25)",
 ]
 
 
@@ -208,7 +208,7 @@ def test_read_records_skips_torn_lines_and_keeps_the_last_outcome(tmp_path):
                     '{"kind": "check", "name": "kl", "status": "pass", "message": ""}\n'
                     '{"kind": "metric", "name": "gap", "value": NaN}\n'
                     '{"kind": "metric", "name": "re')
-    statuses, messages, metrics = grading.read_records(path)
+    statuses, messages, metrics = grades.read_records(path)
     assert statuses == {"kl": "pass"} and list(metrics) == ["gap"]
 
 

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from lab_utils import h5io
-from lab_utils.data import FaceDataset
+from lab_utils.data import h5io
+from lab_utils.data.dataset import FaceDataset
 
 
 def make_dataset(n: int = 12, seed: int = 0) -> FaceDataset:

@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from lab_utils import GROUPS, loaders
+from lab_utils import GROUPS
+from lab_utils.data import loaders
 
 BLUE_BGR, RED_BGR = (255, 0, 0), (0, 0, 255)
 

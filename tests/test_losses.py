@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from lab_utils import losses
-from lab_utils.losses import classification_loss, dbvae_loss, kl_divergence, reconstruction_loss, vae_loss
+from lab_utils.nn import losses
+from lab_utils.nn.losses import classification_loss, dbvae_loss, kl_divergence, reconstruction_loss, vae_loss
 
 B, K = 6, 3
 

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from lab_utils import GROUPS
-from lab_utils.metrics import (
-    DetectorEvaluation,
-    evaluate_detector,
-    matched_fpr_target,
-    per_group_auc,
-    rank_auc,
-    recall_at_fpr,
-    summarize_seeds,
-)
+from lab_utils.evaluation.metrics import evaluate_detector
+from lab_utils.evaluation.results import DetectorEvaluation
+from lab_utils.evaluation.seeds import summarize_seeds
+from lab_utils.evaluation.threshold_free import matched_fpr_target, per_group_auc, rank_auc, recall_at_fpr
 
 HI, LO = 0.9, 0.1
 # Four faces per group with recalls LF 1.0, LM 0.5, DF 0.75, DM 0.25 at threshold 0.5, then 4 non-faces, 1 flagged.

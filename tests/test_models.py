@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from lab_utils import losses
-from lab_utils.models import (
+from lab_utils.nn import losses
+from lab_utils.nn.models import (
     DBVAE,
     VAE,
     Sampling,
@@ -18,7 +18,7 @@ from lab_utils.models import (
     predict_logits,
     save_model,
 )
-from lab_utils.training import one_step_changes
+from lab_utils.training.trainers import one_step_changes
 
 K = 3
 

@@ -11,8 +11,8 @@ from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import StepPatch  # noqa: E402
 
-from lab_utils.metrics import evaluate_detector  # noqa: E402
-from lab_utils.plots import (  # noqa: E402
+from lab_utils.evaluation.metrics import evaluate_detector  # noqa: E402
+from lab_utils.evaluation.plots import (  # noqa: E402
     plot_group_recall,
     plot_history,
     plot_mean_probability,

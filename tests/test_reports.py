@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from lab_utils import metrics, reports
+from lab_utils.evaluation import metrics, reports
 
 
 def evaluation(recall_lighter: float, recall_darker: float, n: int = 200, seed: int = 0):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab_utils.data import FaceDataset
-from lab_utils.models import DBVAE
-from lab_utils.resampling import (
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.nn.models import DBVAE
+from lab_utils.training.resampling import (
     compute_sampling_probs,
     encode_faces,
     histogram_weights,

@@ -5,7 +5,7 @@ import base64
 import nbformat
 import pytest
 
-from lab_utils import run_labs
+from lab_utils.running import notebooks, run_labs
 
 
 def _notebook(path, *sources):
@@ -19,28 +19,28 @@ def _notebook(path, *sources):
 def test_find_notebooks_orders_and_filters(tmp_path):
     for name in ("02_b.ipynb", "01_a.ipynb", "notes.ipynb", "10_c.ipynb"):
         _notebook(tmp_path / name, "1")
-    assert [p.name for p in run_labs.find_notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
-    assert [p.name for p in run_labs.find_notebooks(tmp_path, [2])] == ["02_b.ipynb"]
+    assert [p.name for p in notebooks.lab_notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    assert [p.name for p in notebooks.lab_notebooks(tmp_path, [2])] == ["02_b.ipynb"]
 
 
 def test_find_notebooks_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No labs folder"):
-        run_labs.find_notebooks(tmp_path / "missing")
+        notebooks.lab_notebooks(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="No notebooks"):
-        run_labs.find_notebooks(tmp_path)
+        notebooks.lab_notebooks(tmp_path)
 
 
 def test_execute_notebook_writes_copy_and_names_failing_cell(tmp_path):
     ok = _notebook(tmp_path / "01_ok.ipynb", "x = 21", "print(x * 2)")
     out = tmp_path / "out" / "01_ok.ipynb"
-    run_labs.execute_notebook(ok, out)
+    notebooks.execute(ok, out)
     executed = nbformat.read(out, as_version=4)
     assert executed.cells[1].outputs[0]["text"].strip() == "42"
 
     bad = _notebook(tmp_path / "02_bad.ipynb", "x = 1", "raise ValueError('boom')", "print('never')")
     out_bad = tmp_path / "out" / "02_bad.ipynb"
-    with pytest.raises(run_labs.NotebookFailed, match=r"02_bad.ipynb: code cell 2 of 3.*ValueError: boom"):
-        run_labs.execute_notebook(bad, out_bad)
+    with pytest.raises(notebooks.NotebookFailed, match=r"02_bad.ipynb: code cell 2 of 3.*ValueError: boom"):
+        notebooks.execute(bad, out_bad)
     assert out_bad.exists()  # the partial copy with the traceback is kept for the user
     assert not list((tmp_path / "out").glob("*.tmp"))
 

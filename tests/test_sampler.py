@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lab_utils.data import FaceDataset
-from lab_utils.sampler import FaceBatchSampler
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.training.sampler import FaceBatchSampler
 
 N_FACES, N_NONFACES = 10, 6
 

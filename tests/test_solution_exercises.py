@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from lab_utils import GROUPS, checks, grading, losses
-
+from lab_utils import GROUPS
+from lab_utils.nn import losses
+from lab_utils.teaching import checks, grading
 
 LABS = Path(__file__).resolve().parent.parent / "labs"
 CHECK_CALL = re.compile(r"^\w+ = checks\.check_\w+\(", re.MULTILINE)

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lab_utils import student
+from lab_utils.teaching import student
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -157,5 +157,5 @@ def test_output_is_nbformat_style_json(tmp_path):
 
 
 def test_committed_student_notebooks_are_up_to_date():
-    """CI guard: regenerate with `python -m lab_utils.student build` and commit labs/student/."""
+    """CI guard: regenerate with `python -m lab_utils.teaching.student build` and commit labs/student/."""
     assert student.stale_files(REPO / "labs") == []

@@ -5,9 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from lab_utils import GROUPS, h5io, synthetic
-from lab_utils.config import PROFILES
-from lab_utils.synthetic import BenchmarkConfig, config_from_profile, generate_split, load_benchmark
+from lab_utils import GROUPS
+from lab_utils.data import attributes, benchmark, h5io
+from lab_utils.data import config as benchmark_config
+from lab_utils.data.benchmark import config_from_profile, load_benchmark
+from lab_utils.data.config import BenchmarkConfig
+from lab_utils.data.render import generate_split
+from lab_utils.running.profiles import PROFILES
 
 TINY = dict(n_train_faces=40, n_train_nonfaces=30, n_test_per_group=6, n_test_nonfaces=20)
 
@@ -51,9 +55,9 @@ def test_shapes_dtypes_and_ranges(train):
     assert train.labels.dtype == np.float32 and set(np.unique(train.labels)) == {0.0, 1.0}
     assert len(train.face_idx) == 40 and len(train.nonface_idx) == 30
     assert train.images.std() > 20  # real content, not a blank canvas
-    for key in synthetic.FLOAT_ATTRIBUTES:
+    for key in attributes.FLOAT_ATTRIBUTES:
         assert train.attributes[key].dtype == np.float32, key
-    for key in synthetic.INT_ATTRIBUTES:
+    for key in attributes.INT_ATTRIBUTES:
         assert train.attributes[key].dtype == np.int8, key
     faces = train.face_idx
     tone = train.attributes["skin_tone"][faces]
@@ -87,7 +91,7 @@ def test_attributes_are_consistent(train):
 def test_training_darker_share_matches_config(train):
     darker = train.attributes["darker"][train.face_idx]
     assert abs(darker.mean() - 0.25) <= 1 / 40
-    big = synthetic._draw_attributes(BenchmarkConfig(n_train_faces=4000, n_train_nonfaces=10), "train")[1]
+    big = attributes.draw_attributes(BenchmarkConfig(n_train_faces=4000, n_train_nonfaces=10), "train")[1]
     faces = big["group"] >= 0
     assert abs(big["darker"][faces].mean() - 0.05) < 0.005
     assert abs(big["male"][faces].mean() - 0.5) < 0.04
@@ -101,10 +105,10 @@ def test_test_split_is_exactly_balanced(test_split):
 
 
 def test_distractors_cover_every_tone_and_darker_faces_have_less_feature_contrast():
-    labels, attrs = synthetic._draw_attributes(BenchmarkConfig(n_train_faces=200, n_train_nonfaces=2000), "train")
+    labels, attrs = attributes.draw_attributes(BenchmarkConfig(n_train_faces=200, n_train_nonfaces=2000), "train")
     tones = attrs["object_tone"][attrs["nonface_kind"] == 0]
     share = len(tones) / 2000
-    assert abs(share - synthetic.DIFFICULTY["head_distractor_share"]) < 0.05
+    assert abs(share - benchmark_config.DIFFICULTY["head_distractor_share"]) < 0.05
     assert np.histogram(tones, bins=6, range=(0, 1))[0].min() > 0.1 * len(tones)
     balanced = generate_split(BenchmarkConfig(n_test_per_group=12, n_test_nonfaces=0), "test", n_jobs=1,
                               progress=False)
@@ -145,11 +149,11 @@ def test_bad_arguments():
 
 
 def test_cache_key_tracks_config_and_difficulty(monkeypatch):
-    key = synthetic.cache_key(tiny())
-    assert synthetic.cache_key(tiny()) == key
-    assert synthetic.cache_key(tiny(seed=1)) != key
-    monkeypatch.setitem(synthetic.DIFFICULTY, "read_noise", 0.5)
-    assert synthetic.cache_key(tiny()) != key
+    key = benchmark_config.cache_key(tiny())
+    assert benchmark_config.cache_key(tiny()) == key
+    assert benchmark_config.cache_key(tiny(seed=1)) != key
+    monkeypatch.setitem(benchmark_config.DIFFICULTY, "read_noise", 0.5)
+    assert benchmark_config.cache_key(tiny()) != key
 
 
 def _cache_files(path):
@@ -159,13 +163,13 @@ def _cache_files(path):
 def test_cache_hit_miss_and_regeneration(tmp_path, monkeypatch):
     cfg = tiny(n_train_faces=8, n_train_nonfaces=8, n_test_per_group=2, n_test_nonfaces=4)
     train, test = load_benchmark(cfg, cache_dir=tmp_path, progress=False)
-    key = synthetic.cache_key(cfg)
+    key = benchmark_config.cache_key(cfg)
     assert _cache_files(tmp_path) == [f"benchmark-{key}-test.h5", f"benchmark-{key}-train.h5"]
     assert h5io.read_metadata(tmp_path / f"benchmark-{key}-train.h5")["cache_key"] == key
 
     calls = []
-    real_generate = synthetic.generate_split
-    monkeypatch.setattr(synthetic, "generate_split", lambda *a, **k: calls.append(a[1]) or real_generate(*a, **k))
+    real_generate = benchmark.generate_split
+    monkeypatch.setattr(benchmark, "generate_split", lambda *a, **k: calls.append(a[1]) or real_generate(*a, **k))
     cached_train, cached_test = load_benchmark(cfg, cache_dir=tmp_path, progress=False)  # hit
     assert calls == []
     assert cached_train.images.tobytes() == train.images.tobytes()
@@ -195,7 +199,7 @@ def test_corrupted_pixels_or_labels_fail_the_checksum_and_are_regenerated(tmp_pa
 
     cfg = tiny(n_train_faces=8, n_train_nonfaces=8, n_test_per_group=2, n_test_nonfaces=4)
     train, _ = load_benchmark(cfg, cache_dir=tmp_path, progress=False)
-    path = tmp_path / f"benchmark-{synthetic.cache_key(cfg)}-train.h5"
+    path = tmp_path / f"benchmark-{benchmark_config.cache_key(cfg)}-train.h5"
     for key in ("images", "labels"):
         with h5py.File(path, "r+") as f:
             data = f[key][()]
@@ -228,9 +232,9 @@ def test_the_cache_folder_must_be_a_folder(tmp_path):
 
 
 SCRIPT_WITHOUT_GUARD = """
-from lab_utils import synthetic
-cfg = synthetic.BenchmarkConfig(n_train_faces=300, n_train_nonfaces=300, n_test_per_group=4, n_test_nonfaces=8)
-train, test = synthetic.load_benchmark(cfg, cache_dir={cache!r}, progress=False)
+from lab_utils.data import benchmark
+cfg = BenchmarkConfig(n_train_faces=300, n_train_nonfaces=300, n_test_per_group=4, n_test_nonfaces=8)
+train, test = benchmark.load_benchmark(cfg, cache_dir={cache!r}, progress=False)
 print("DONE", len(train), len(test))
 """
 

@@ -9,16 +9,16 @@ import keras
 import numpy as np
 import pytest
 
-from lab_utils import losses
-from lab_utils import training as training_module
-from lab_utils.data import FaceDataset
-from lab_utils.env import seed_everything
-from lab_utils.losses import reconstruction_loss
-from lab_utils.models import DBVAE, VAE, build_cnn
-from lab_utils.resampling import resampling_diagnostics
-from lab_utils.sampler import FaceBatchSampler
-from lab_utils.training import (
-    ResamplingCallback,
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.nn import losses
+from lab_utils.nn.losses import reconstruction_loss
+from lab_utils.nn.models import DBVAE, VAE, build_cnn
+from lab_utils.running.env import seed_everything
+from lab_utils.training import callbacks as callbacks_module
+from lab_utils.training.callbacks import ResamplingCallback
+from lab_utils.training.resampling import resampling_diagnostics
+from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils.training.trainers import (
     predict_face_probs,
     train_classifier,
     train_dbvae,
@@ -169,7 +169,7 @@ def test_concentrated_weights_warn(monkeypatch):
     train = synthetic(300, 20, seed=2)  # enough faces that one face is under 1% of them
     n = len(train.face_idx)
     one_face = np.r_[1.0, np.zeros(n - 1)]
-    monkeypatch.setattr(training_module, "compute_sampling_probs",
+    monkeypatch.setattr(callbacks_module, "compute_sampling_probs",
                         lambda *a, **k: (one_face, resampling_diagnostics(one_face)))
     sampler = FaceBatchSampler(train, BATCH)
     with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='max'"):
@@ -178,7 +178,7 @@ def test_concentrated_weights_warn(monkeypatch):
         run_callback_epochs(ResamplingCallback(sampler, rule="product"), sampler, 2)
 
     healthy = np.full(n, 1.0 / n)
-    monkeypatch.setattr(training_module, "compute_sampling_probs",
+    monkeypatch.setattr(callbacks_module, "compute_sampling_probs",
                         lambda *a, **k: (healthy, resampling_diagnostics(healthy)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -323,7 +323,7 @@ def test_a_learning_rate_that_cannot_train_is_refused(train, rate):
 
 def test_a_trained_model_can_be_predicted_with_and_then_saved(train, tmp_path):
     """On JAX, Keras' EMA write-back shared buffers with the optimizer and a predict then deleted them."""
-    from lab_utils.models import load_model, save_model
+    from lab_utils.nn.models import load_model, save_model
 
     model = build_cnn(width=0.25)
     train_classifier(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=4, ema_momentum=0.5, verbose=0)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from lab_utils.config import Profile
-from lab_utils.data import FaceDataset
-from lab_utils.env import seed_everything
-from lab_utils.losses import DEFAULT_KL_WEIGHT
-from lab_utils.resampling import DEFAULT_ALPHA, DEFAULT_RULE
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.nn.losses import DEFAULT_KL_WEIGHT
+from lab_utils.running.env import seed_everything
+from lab_utils.running.profiles import Profile
+from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE
 
 KINDS = ("cnn", "vae", "dbvae")
 
@@ -78,7 +78,7 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
 
     This *reads an attribute*, after training, to measure what the attribute-free resampler did.
     """
-    from lab_utils.resampling import resampling_diagnostics
+    from lab_utils.training.resampling import resampling_diagnostics
 
     if attribute not in train.attributes:
         raise ValueError(f"The training set has no {attribute!r} attribute (the embedded benchmark records "
@@ -106,7 +106,8 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     its scope, which is where Keras takes the strategy to train with; the profile's batch size is then split
     across the replicas.
     """
-    from lab_utils import models, training
+    from lab_utils.nn import models
+    from lab_utils.training import trainers
 
     seed_everything(seed)
     start = time.perf_counter()
@@ -121,12 +122,12 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     log: list = []
     common = {"batch_size": profile.batch_size, "seed": seed, "callbacks": callbacks, "verbose": verbose}
     if variant.kind == "cnn":
-        history = training.train_classifier(model, train, epochs=epochs or profile.cnn_epochs,
+        history = trainers.train_classifier(model, train, epochs=epochs or profile.cnn_epochs,
                                             sampling_probs=sampling_probs, **common)
     elif variant.kind == "vae":
-        history = training.train_vae(model, train, epochs=epochs or profile.vae_epochs, **common)
+        history = trainers.train_vae(model, train, epochs=epochs or profile.vae_epochs, **common)
     else:
-        history, log = training.train_dbvae(
+        history, log = trainers.train_dbvae(
             model, train, epochs=epochs or profile.dbvae_epochs, resample=variant.resample, rule=variant.rule,
             alpha=variant.alpha, sampling_probs=sampling_probs, **common, **variant.extra)
     record["train_seconds"] = time.perf_counter() - start
@@ -137,7 +138,7 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
 
 def model_path(kind: str, profile: Profile, seed: int) -> Path:
     """Where the notebooks save and look for a trained model of this kind, profile and seed."""
-    from lab_utils.env import output_dir
+    from lab_utils.running.env import output_dir
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -146,7 +147,7 @@ def model_path(kind: str, profile: Profile, seed: int) -> Path:
 
 def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int = 0) -> Any:
     """The model an earlier notebook saved for this profile and seed, else the same model trained now."""
-    from lab_utils import models
+    from lab_utils.nn import models
 
     path = model_path(kind, profile, seed)
     if path.is_file():

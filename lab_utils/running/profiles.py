@@ -26,7 +26,6 @@ class Profile:
     dbvae_epochs: int
     batch_size: int = 32
     latent_dim: int = 32
-    n_seeds: int = 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,13 +38,13 @@ PROFILES: dict[str, Profile] = {
     # Seconds per notebook: proves every cell runs, not that the method works. Two DB-VAE epochs, so the
     # resampling recompute (from the second epoch on) runs in CI too.
     "smoke": Profile("smoke", 256, 256, 16, 64, cnn_epochs=2, vae_epochs=1, dbvae_epochs=2,
-                     latent_dim=8, n_seeds=2),
+                     latent_dim=8),
     # A few minutes per notebook on a 2-core laptop CPU; large enough for the bias to show. The CNN and the
     # DB-VAE train for the same number of epochs, so Lab 4 compares them at equal training budgets.
     "cpu": Profile("cpu", 10_000, 10_000, 250, 1_000, cnn_epochs=4, vae_epochs=3, dbvae_epochs=4),
     # A Colab / CUDA GPU: more data and epochs, tighter confidence intervals.
     "full": Profile("full", 40_000, 40_000, 1_000, 4_000, cnn_epochs=10, vae_epochs=10, dbvae_epochs=10,
-                    batch_size=64, n_seeds=5),
+                    batch_size=64),
 }
 
 

@@ -1,7 +1,7 @@
 """Student notebooks generated from the solution notebooks, so there is one source to maintain.
 
-    python -m lab_utils.student build   # labs/NN_*.ipynb -> labs/student/NN_*.ipynb
-    python -m lab_utils.student check   # exit 1 naming stale student notebooks (CI runs this via pytest)
+    python -m lab_utils.teaching.student build   # labs/NN_*.ipynb -> labs/student/NN_*.ipynb
+    python -m lab_utils.teaching.student check   # exit 1 naming stale student notebooks (CI runs this via pytest)
 
 In code cells of a solution notebook, each exercise region::
 
@@ -23,7 +23,7 @@ database or their own assignment/release/collect workflow, and are slow and frag
 students run these labs. The labs need only the part that strips solutions; that is a small, fully tested text
 transform. The markers deliberately follow nbgrader's BEGIN/END SOLUTION convention (nbgrader writes them with
 ``###``, which is accepted too), so a course can move to nbgrader later without rewriting the notebooks.
-Grading is done by ``lab_utils.grading`` with the self-checks in ``lab_utils.checks`` instead of hidden tests.
+Grading is done by ``lab_utils.teaching.grading`` with the self-checks in ``lab_utils.teaching.checks`` instead of hidden tests.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_utils.files import write_text_atomic
+from lab_utils.running.notebooks import LAB_GLOB
 
 SOLUTION_ONLY_TAG = "solution-only"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 DEFAULT_TODO = "complete this part"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*BEGIN SOLUTION(?:[ \t]*:[ \t]*(?P<hint>.*?))?[ \t]*$")
@@ -167,7 +167,7 @@ def expected_student_files(labs_dir: Path) -> dict[str, str]:
         raise FileNotFoundError(f"No labs folder at {labs_dir}; pass the folder holding the NN_*.ipynb notebooks.")
     return {
         path.name: render(student_notebook(_read_notebook(path), path.name))
-        for path in sorted(labs_dir.glob(NOTEBOOK_GLOB))
+        for path in sorted(labs_dir.glob(LAB_GLOB))
     }
 
 
@@ -187,7 +187,7 @@ def build(labs_dir: Path, student_dir: Path | None = None) -> BuildResult:
             write_text_atomic(path, text)
             changed.append(path)
         written.append(path)
-    removed = [p for p in sorted(student_dir.glob(NOTEBOOK_GLOB)) if p.name not in expected]
+    removed = [p for p in sorted(student_dir.glob(LAB_GLOB)) if p.name not in expected]
     for path in removed:
         path.unlink()
     return BuildResult(written, changed, removed)
@@ -207,13 +207,13 @@ def stale_files(labs_dir: Path, student_dir: Path | None = None) -> list[str]:
             problems.append(f"{path}: out of date")
     if student_dir.is_dir():
         problems += [f"{p}: no solution notebook {labs_dir / p.name}"
-                     for p in sorted(student_dir.glob(NOTEBOOK_GLOB)) if p.name not in expected]
+                     for p in sorted(student_dir.glob(LAB_GLOB)) if p.name not in expected]
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lab_utils.student", description=__doc__,
+        prog="python -m lab_utils.teaching.student", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("build", "check"), help="write the student notebooks, or verify them")
     parser.add_argument("--labs", type=Path, default=Path("labs"), help="folder of solution notebooks (default: labs)")
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if problems:
-        print("Stale student notebooks (run `python -m lab_utils.student build` and commit the result):",
+        print("Stale student notebooks (run `python -m lab_utils.teaching.student build` and commit the result):",
               file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Fairness by construction of the API: the resampler never sees an attribute (skin tone, gender, group).
 :func:`histogram_weights` takes latent means only, and :func:`encode_faces` / :func:`compute_sampling_probs`
-read nothing from a :class:`~lab_utils.data.FaceDataset` but ``images`` and the face labels (through
+read nothing from a :class:`~lab_utils.data.dataset.FaceDataset` but ``images`` and the face labels (through
 ``face_idx``). Whatever the weights achieve for a group, they achieve it unsupervised, which is the
 paper's claim; a lab measures the effect afterwards, from attributes, outside this module.
 """
@@ -15,7 +15,8 @@ import numpy as np
 from keras import ops
 from tqdm.auto import tqdm
 
-from lab_utils.data import FaceDataset
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.validation import integer, number
 
 DEFAULT_RULE = "max"
 """The labs' and the library's rule (the reference lab's). The paper's product over 32 latent dimensions at
@@ -75,11 +76,8 @@ RULES: dict[str, Rule] = {"product": product_rule, "max": max_rule}
 
 def check_weight_options(bins: int, alpha: float, rule: str | Rule) -> None:
     """Raise ValueError for options :func:`histogram_weights` cannot use (so a trainer can fail before fit)."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {bins!r}.")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
-            or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0 (density smoothing), got {alpha!r}.")
+    integer("bins", bins)
+    number("alpha", alpha, low=0.0, hint=" (the density smoothing)")
     if not callable(rule) and rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)} (paper: 'product', reference lab: 'max') or a "
                          f"function rule(mu, bins, alpha) -> probabilities, got {rule!r}.")
@@ -165,13 +163,12 @@ def encode_faces(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
     """Latent means (n_faces, k) of the dataset's faces, in ``dataset.face_idx`` order.
 
     Reads only ``dataset.images`` and ``dataset.face_idx`` (labels), never ``dataset.attributes``.
-    ``model`` is anything with ``encode(x) -> (mu, logvar)`` (a :class:`~lab_utils.models.DBVAE` or VAE).
+    ``model`` is anything with ``encode(x) -> (mu, logvar)`` (a :class:`~lab_utils.nn.models.DBVAE` or VAE).
     """
     if not callable(getattr(model, "encode", None)):
         raise ValueError(f"model must have an encode(x) -> (mu, logvar) method (a DBVAE or VAE), got "
                          f"{type(model).__name__}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    batch_size = integer("batch_size", batch_size)
     face_idx = dataset.face_idx
     if len(face_idx) == 0:
         raise ValueError(f"{dataset.name}: no faces (label 1) to encode.")

@@ -18,7 +18,7 @@ class FaceDataset:
     per-image attributes (arrays of length N).
 
     Attributes are for analysis and evaluation only; training code must not read them (see
-    ``lab_utils.resampling``). Conventions: ``group`` is int8 with 0..3 indexing ``lab_utils.GROUPS``
+    ``lab_utils.training.resampling``). Conventions: ``group`` is int8 with 0..3 indexing ``lab_utils.GROUPS``
     (LF, LM, DF, DM) and -1 for non-faces or unknown; other integer attributes use -1 and float
     attributes NaN where they do not apply (e.g. skin tone of a non-face).
     """
@@ -33,7 +33,7 @@ class FaceDataset:
         if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
             raise ValueError(
                 f"{self.name}: 'images' must have shape (N, 64, 64, 3), got {images.shape}. "
-                "Resize images to 64x64 RGB first (lab_utils.loaders does this for image folders)."
+                "Resize images to 64x64 RGB first (lab_utils.data.loaders does this for image folders)."
             )
         if images.dtype != np.uint8:
             raise ValueError(

@@ -1,10 +1,10 @@
 """Grade a folder of submitted notebooks from the self-checks they run.
 
-    python -m lab_utils.grading SUBMISSIONS_DIR [--out grades] [--timeout 900] [--profile smoke] [--jobs 1]
+    python -m lab_utils.teaching.grading SUBMISSIONS_DIR [--out grades] [--timeout 900] [--profile smoke] [--jobs 1]
 
 Each ``*.ipynb`` is copied into its own temporary folder and executed there in a separate process (nbclient,
 errors allowed so one failing cell does not hide the checks after it) with ``$LAB_PROFILE`` set and
-``$LAB_CHECKS_FILE`` pointing at a file where every ``lab_utils.checks`` call and ``record_metric`` appends a
+``$LAB_CHECKS_FILE`` pointing at a file where every ``lab_utils.teaching.checks`` call and ``record_metric`` appends a
 line. A submission that runs past ``--timeout`` seconds has its executor and kernel process groups killed, and
 when any grade ends every process carrying that submission's ``$LAB_GRADER_RUN`` tag in its environment is killed
 too (on Linux), so a child it detached (``setsid``, a daemon) does not outlive it;
@@ -21,35 +21,31 @@ are written by the submission itself, so they can be forged: treat grades as fee
 notebooks. Run the grader inside a throw-away container, for example:
 
     docker run --rm --network none -v "$PWD:/course:ro" -v "$PWD/grades:/grades" course-image \\
-        python -m lab_utils.grading /course/submissions --out /grades
+        python -m lab_utils.teaching.grading /course/submissions --out /grades
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab_utils.checks import CHECKS_FILE_ENV
-from lab_utils.config import PROFILE_ENV, get_profile
-from lab_utils.env import OUTPUT_ENV
 from lab_utils.files import write_text_atomic
+from lab_utils.running import notebooks, processes
+from lab_utils.running.env import OUTPUT_ENV
+from lab_utils.running.profiles import PROFILE_ENV, get_profile
+from lab_utils.teaching.grades import Grade, grade_table, read_records, write_reports
+from lab_utils.teaching.records import CHECKS_FILE_ENV
 
 CHECKS_FILE = "checks.jsonl"
 KERNEL_PID_FILE = "kernel.pid"
@@ -59,59 +55,27 @@ CHECK_CALL = re.compile(r"\bcheck_(\w+)\s*\(")
 MAX_STATUS_CHARS = 200
 
 
-@dataclass
-class Grade:
-    """One submission's outcome: per-check status and message, recorded metrics, overall status, runtime."""
-
-    submission: str
-    status: str
-    runtime_s: float
-    checks: dict[str, str] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float | str | None] = field(default_factory=dict)
-
-    @property
-    def n_passed(self) -> int:
-        return sum(status == "pass" for status in self.checks.values())
-
-
 # ------------------------------------------------------------------------------------ in the child process
 
 
 def execute_notebook_child(notebook: str, executed: str) -> int:
-    """Entry point of the executor process: run every cell, save the executed copy after each one.
+    """Entry point of the executor process: every cell, errors allowed, the executed copy saved after each one.
 
     Saving as it goes keeps the outputs up to a hang; the kernel's process group id goes to a file next to
     the executed copy (outside the notebook's working folder) so the grader can kill the kernel too
     (jupyter_client starts kernels in their own session).
     """
-    import nbformat
-    from nbclient import NotebookClient
+    control = Path(executed).parent
 
-    workdir, control = Path(notebook).parent, Path(executed).parent
+    def record_kernel(client: object) -> None:
+        provisioner = client.km.provisioner
+        pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+        if pgid:
+            write_text_atomic(control / KERNEL_PID_FILE, str(pgid))
+
     try:
-        nb = nbformat.read(notebook, as_version=4)
-        for cell in nb.cells:  # the student's own outputs must not count as errors of this run
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-
-        def save(**_: object) -> None:
-            write_text_atomic(Path(executed), nbformat.writes(nb))
-
-        def started(**_: object) -> None:
-            provisioner = client.km.provisioner
-            pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
-            if pgid:
-                write_text_atomic(control / KERNEL_PID_FILE, str(pgid))
-            save()  # an unexecuted copy, so a hang in the first cell can still be located
-
-        client = NotebookClient(nb, timeout=None, allow_errors=True, kernel_name="python3",
-                                resources={"metadata": {"path": str(workdir)}},
-                                on_notebook_start=started, on_cell_executed=save)
-        try:
-            client.execute()
-        finally:
-            save()
+        notebooks.execute(Path(notebook), Path(executed), allow_errors=True, clear_outputs=True,
+                          save_every_cell=True, on_kernel_start=record_kernel)
     except Exception as err:  # noqa: BLE001 - any failure becomes the submission's status, read by the parent
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         (control / EXECUTOR_ERROR_FILE).write_text(f"{type(err).__name__}: {message}", encoding="utf-8")
@@ -120,58 +84,6 @@ def execute_notebook_child(notebook: str, executed: str) -> int:
 
 
 # ------------------------------------------------------------------------------------ in the grader
-
-
-def _kill_group(pgid: int, grace: float = 2.0) -> None:
-    """SIGKILL a process group and wait (up to ``grace`` s) until it is gone, so nothing spins on after a grade."""
-    if pgid <= 1 or pgid == os.getpgrp():  # never the grader's own group, whatever a file says
-        return
-    deadline = time.monotonic() + grace
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            os.killpg(pgid, 0)  # raises ProcessLookupError once every member has exited
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-TOKEN_ENV = "LAB_GRADER_RUN"
-
-
-def _kill_tagged(token: str) -> int:
-    """SIGKILL every process whose environment carries ``TOKEN_ENV=token``: what a submission started and
-    detached from its process group (``setsid``, a daemon) inherits the tag. Linux (``/proc``) only; returns how
-    many were killed."""
-    needle = f"{TOKEN_ENV}={token}".encode()
-    killed = 0
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return 0
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
-        except (OSError, ProcessLookupError):
-            continue
-    return killed
-
-
-def _wait(process: subprocess.Popen, timeout: float, stop: threading.Event | None) -> str | None:
-    """Wait for the executor; why it must be killed ("timeout after ... s", "interrupted"), or None if it ended."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            process.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
-            return None
-        except subprocess.TimeoutExpired:
-            if time.monotonic() >= deadline:
-                return f"timeout after {timeout:g} s"
-            if stop is not None and stop.is_set():
-                return "interrupted"
 
 
 def _running_cell(executed: Path) -> str:
@@ -202,30 +114,9 @@ def _first_error(executed: Path) -> str | None:
     return None
 
 
-def read_records(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, float | str | None]]:
-    """Check statuses, check messages and metrics from a checks file; later records win, torn lines are skipped."""
-    statuses: dict[str, str] = {}
-    messages: dict[str, str] = {}
-    metrics: dict[str, float | str | None] = {}
-    if not path.exists():
-        return statuses, messages, metrics
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-            kind, name = record["kind"], str(record["name"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut short by a killed kernel, or not ours
-        if kind == "check":
-            statuses[name] = str(record.get("status", "error"))
-            messages[name] = str(record.get("message", ""))
-        elif kind == "metric":
-            metrics[name] = record.get("value")
-    return statuses, messages, metrics
-
-
 def _child_env(control: Path, workdir: Path, profile: str, token: str) -> dict[str, str]:
     env = dict(os.environ)
-    env[TOKEN_ENV] = token  # inherited by everything the submission starts, so all of it can be ended
+    env[processes.TOKEN_ENV] = token  # inherited by everything the submission starts, so all of it can be ended
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env[PROFILE_ENV] = profile
@@ -249,7 +140,7 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
         shutil.copy2(notebook, workdir / notebook.name)
         executed = control / f"executed-{notebook.name}"
         command = [sys.executable, "-c",
-                   "import sys; from lab_utils.grading import execute_notebook_child as run; "
+                   "import sys; from lab_utils.teaching.grading import execute_notebook_child as run; "
                    "sys.exit(run(sys.argv[1], sys.argv[2]))",
                    str(workdir / notebook.name), str(executed)]
         start = time.monotonic()
@@ -258,14 +149,14 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
             process = subprocess.Popen(command, cwd=workdir, env=_child_env(control, workdir, profile, token),
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-            killed = _wait(process, timeout, stop)
+            killed = processes.wait_or_reason(process, timeout, stop)
             if killed:
-                _kill_group(process.pid, grace=0.0)  # our child: reaped by the wait below, not polled
+                processes.kill_group(process.pid, grace=0.0)  # our child: reaped by the wait below, not polled
                 kernel_file = control / KERNEL_PID_FILE
                 if kernel_file.exists() and kernel_file.read_text().strip().isdigit():
-                    _kill_group(int(kernel_file.read_text()))
+                    processes.kill_group(int(kernel_file.read_text()))
                 process.wait()
-            _kill_tagged(token)  # whatever the submission detached from its process groups
+            processes.kill_tagged(token)  # whatever the submission detached from its process groups
         runtime = time.monotonic() - start
 
         statuses, messages, metrics = read_records(control / CHECKS_FILE)
@@ -346,61 +237,8 @@ def grade_all(submissions_dir: Path, out_dir: Path, *, timeout: float = 900, pro
     return grades
 
 
-def _columns(values: Iterable[Iterable[str]]) -> list[str]:
-    """Names in first-seen order across submissions, so columns are stable for a given set of notebooks."""
-    return list(dict.fromkeys(name for names in values for name in names))
-
-
-def _metric_text(value: float | str | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
-def grade_table(grades: list[Grade]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows shared by the CSV and the Markdown report."""
-    check_names = _columns(g.checks for g in grades)
-    metric_names = _columns(g.metrics for g in grades)
-    header = ["submission", "status", "runtime_s", "passed", *check_names, *(f"metric:{m}" for m in metric_names)]
-    rows = [[g.submission, g.status, f"{g.runtime_s:.1f}", f"{g.n_passed}/{len(g.checks)}",
-             *(g.checks.get(name, "") for name in check_names),  # blank: not an exercise of this notebook
-             *(_metric_text(g.metrics.get(name)) for name in metric_names)] for g in grades]
-    return header, rows
-
-
-def write_reports(grades: list[Grade], out_dir: Path) -> tuple[Path, Path]:
-    """grades.csv and grades.md (with each failed check's message as feedback), written atomically."""
-    header, rows = grade_table(grades)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    csv_path, md_path = Path(out_dir) / "grades.csv", Path(out_dir) / "grades.md"
-    write_text_atomic(csv_path, buffer.getvalue())
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["# Grades", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    lines += ["", "## Feedback", ""]
-    for g in grades:
-        failed = [(name, status) for name, status in g.checks.items() if status != "pass"]
-        if not failed and g.status == "ok":
-            continue
-        lines.append(f"### {g.submission}")
-        if g.status != "ok":
-            lines.append(f"- status: {g.status}")
-        lines += [f"- **{name}** ({status}): {g.messages.get(name, '')}" for name, status in failed]
-        lines.append("")
-    write_text_atomic(md_path, "\n".join(lines).rstrip() + "\n")
-    return csv_path, md_path
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab_utils.grading", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lab_utils.teaching.grading", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, help="folder of submitted .ipynb notebooks")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="report folder (default: grades)")

@@ -16,7 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lab_utils.data import IMAGE_SHAPE, FaceDataset
+from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
 from lab_utils.files import atomic_path
 
 CHANNEL_ORDERS = ("RGB", "BGR")

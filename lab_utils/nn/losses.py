@@ -150,7 +150,7 @@ def probe_loss_inputs(kind: str, latent_dim: int, batch: int = 4, seed: int = 0)
 def check_loss_fn(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float, recon: str) -> None:
     """Refuse a loss before training starts when it would not train: not callable, raising, not one finite
     value per sample. The message names the shape expected and the usual mistake behind a wrong one."""
-    from lab_utils.checks import shape_mistake
+    from lab_utils.teaching.compare import shape_mistake
 
     signature = LOSS_ARGUMENTS[kind]
     if not callable(loss_fn):

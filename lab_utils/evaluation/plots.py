@@ -1,4 +1,4 @@
-"""Charts for the labs' fairness results (image grids live in ``lab_utils.galleries``).
+"""Charts for the labs' fairness results (image grids live in ``lab_utils.evaluation.galleries``).
 
 Every function returns a pyplot-managed ``Figure`` and never calls ``show``: a notebook displays it with
 ``plt.show()`` (or as a cell's value), a script passes it to ``save_figure`` and may ``plt.close`` it.
@@ -18,8 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lab_utils import GROUP_NAMES, GROUPS
+from lab_utils.evaluation.metrics import check_predictions
+from lab_utils.evaluation.results import DetectorEvaluation, Estimate
 from lab_utils.files import atomic_path
-from lab_utils.metrics import DetectorEvaluation, Estimate, check_predictions
+from lab_utils.validation import integer
 
 OKABE_ITO: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
                               "#000000")
@@ -91,8 +93,7 @@ def plot_score_distributions(probs: Any, labels: Any, groups: Any, *, threshold:
     or far below it (a ranking issue). Bars are shares of each group's images, so group sizes don't matter.
     """
     p, is_face, g = check_predictions(probs, labels, groups)
-    if not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}.")
+    bins = integer("bins", bins)
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig = plt.figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()

@@ -15,35 +15,24 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from lab_utils import backend
-from lab_utils.data import IMAGE_SHAPE, FaceDataset
-from lab_utils.env import seed_everything
-from lab_utils.models import DBVAE, VAE, predict_logits
-from lab_utils.resampling import (
+from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
+from lab_utils.nn import backend
+from lab_utils.nn.models import DBVAE, VAE, predict_logits
+from lab_utils.running.env import seed_everything
+from lab_utils.training.callbacks import ResamplingCallback
+from lab_utils.training.resampling import (
     DEFAULT_ALPHA,
     DEFAULT_BINS,
     DEFAULT_RULE,
     PROGRESS_MIN_IMAGES,
     Rule,
-    check_weight_options,
-    compute_sampling_probs,
-    rule_name,
 )
-from lab_utils.sampler import FaceBatchSampler
-
-LOW_ESS_FRACTION = 0.01
-"""Warn when the resampling weights are worth fewer than this share of the training faces: a detector that
-sees the same few faces over and over stops finding faces at all (README "What they found")."""
+from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils.validation import integer, number
 
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
 still hold more than exp(-3) ~ 5% of the untrained initial weights."""
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
 
 
 def _default(steps_per_epoch: int | None, one_pass: int) -> int:
@@ -52,9 +41,7 @@ def _default(steps_per_epoch: int | None, one_pass: int) -> int:
 
 
 def _optimizer(learning_rate: float, ema_momentum: float | None, total_steps: int) -> keras.optimizers.Adam:
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)) \
-            or not np.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r} (the labs use 5e-4).")
+    number("learning_rate", learning_rate, low=0.0, low_open=True, hint=" (the labs use 5e-4)")
     if ema_momentum is None:
         return keras.optimizers.Adam(learning_rate)
     if not (isinstance(ema_momentum, (float, int)) and 0.0 <= ema_momentum < 1.0):
@@ -84,9 +71,9 @@ def _fit(
     steps_per_execution: int = 1,
     **compile_kwargs: Any,
 ) -> keras.callbacks.History:
-    epochs = _check_positive_int("epochs", epochs)
-    steps_per_epoch = _check_positive_int("steps_per_epoch", steps_per_epoch)
-    steps_per_execution = _check_positive_int("steps_per_execution", steps_per_execution)
+    epochs = integer("epochs", epochs)
+    steps_per_epoch = integer("steps_per_epoch", steps_per_epoch)
+    steps_per_execution = integer("steps_per_execution", steps_per_execution)
     with backend.training_scope(model):  # the tf.distribute strategy the model was built under, if any
         model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch),
                       jit_compile=jit_compile, steps_per_execution=steps_per_execution, **compile_kwargs)
@@ -120,7 +107,7 @@ def train_classifier(
     if isinstance(model, (VAE, DBVAE)):
         raise ValueError(f"train_classifier trains plain classifiers; use train_vae/train_dbvae for "
                          f"{type(model).__name__}.")
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = integer("batch_size", batch_size)
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
     return _fit(
@@ -149,8 +136,8 @@ def train_vae(
 ) -> keras.callbacks.History:
     """Train a faces-only VAE (batches of faces only); ``steps_per_epoch`` defaults to one pass over faces."""
     if not isinstance(vae, VAE):
-        raise ValueError(f"train_vae expects a lab_utils.models.VAE, got {type(vae).__name__}.")
-    batch_size = _check_positive_int("batch_size", batch_size)
+        raise ValueError(f"train_vae expects a lab_utils.nn.models.VAE, got {type(vae).__name__}.")
+    batch_size = integer("batch_size", batch_size)
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, face_fraction=1.0, seed=seed)
     return _fit(
@@ -158,81 +145,6 @@ def train_vae(
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
         jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
-
-
-class ResamplingCallback(keras.callbacks.Callback):
-    """At the start of an epoch, re-weight the sampler's faces from the model's current latent means.
-
-    The first recompute is at ``start_epoch`` (default 1): before any training the latent space is random,
-    and the product rule on random latents puts almost all weight on one face, so the first epoch samples
-    uniformly.
-
-    ``log`` gets one entry per epoch: ``epoch``, ``recomputed`` (bool), ``diagnostics`` (ESS, max/mean
-    weight; None when not recomputed), ``sampling_probs`` in use and ``drawn_face_counts`` (how often each
-    face, in ``face_idx`` order, was drawn that epoch), so a lab can compute, from attributes it holds
-    outside the resampler, e.g. the darker share of drawn faces. With ``resample=False`` it only records
-    (the uniform-sampling control).
-    """
-
-    def __init__(
-        self,
-        sampler: FaceBatchSampler,
-        *,
-        resample: bool = True,
-        every: int = 1,
-        start_epoch: int = 1,
-        bins: int = DEFAULT_BINS,
-        alpha: float = DEFAULT_ALPHA,
-        rule: str | Rule = DEFAULT_RULE,
-        dims: Sequence[int] | None = None,
-        batch_size: int = 256,
-    ) -> None:
-        super().__init__()
-        check_weight_options(bins, alpha, rule)
-        self.sampler = sampler
-        self.resample = bool(resample)
-        self.every = _check_positive_int("every", every)
-        if isinstance(start_epoch, bool) or not isinstance(start_epoch, (int, np.integer)) or start_epoch < 0:
-            raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch!r}.")
-        self.start_epoch = int(start_epoch)
-        self.weight_options = {"bins": bins, "alpha": alpha, "rule": rule, "dims": dims}
-        self.batch_size = _check_positive_int("batch_size", batch_size)
-        self.log: list[dict[str, Any]] = []
-        self._diagnostics: dict[str, float] | None = None
-
-    def _due(self, epoch: int) -> bool:
-        return self.resample and epoch >= self.start_epoch and (epoch - self.start_epoch) % self.every == 0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._diagnostics = None
-        if self._due(epoch):
-            probs, self._diagnostics = compute_sampling_probs(self.model, self.sampler.dataset,
-                                                          batch_size=self.batch_size, **self.weight_options)
-            self.sampler.set_sampling_probs(probs)
-            self._warn_if_concentrated(epoch)
-        self.sampler.reset_counts()
-
-    def _warn_if_concentrated(self, epoch: int) -> None:
-        ess, n = self._diagnostics["ess"], self._diagnostics["n_faces"]
-        if ess < LOW_ESS_FRACTION * n:
-            options = self.weight_options
-            name = rule_name(options["rule"])
-            advice = "Raise alpha, histogram fewer dims" + (", or use rule='max'" if name == "product" else "")
-            warnings.warn(
-                f"Epoch {epoch}: the resampling weights are worth only {ess:.1f} of {n:.0f} faces (effective "
-                f"sample size), so the detector sees the same few faces over and over (rule={name!r}, "
-                f"alpha={options['alpha']:g}). {advice}.",
-                RuntimeWarning, stacklevel=2,
-            )
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.log.append({
-            "epoch": epoch,
-            "recomputed": self._diagnostics is not None,
-            "diagnostics": self._diagnostics,
-            "sampling_probs": self.sampler.sampling_probs,
-            "drawn_face_counts": self.sampler.drawn_face_counts,
-        })
 
 
 def train_dbvae(
@@ -267,8 +179,8 @@ def train_dbvae(
     Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
     """
     if not isinstance(dbvae, DBVAE):
-        raise ValueError(f"train_dbvae expects a lab_utils.models.DBVAE, got {type(dbvae).__name__}.")
-    batch_size = _check_positive_int("batch_size", batch_size)
+        raise ValueError(f"train_dbvae expects a lab_utils.nn.models.DBVAE, got {type(dbvae).__name__}.")
+    batch_size = integer("batch_size", batch_size)
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
     resampler = ResamplingCallback(sampler, resample=resample, every=recompute_every,
@@ -336,7 +248,7 @@ def predict_face_probs(
     """
     if isinstance(model, VAE):
         raise ValueError("A VAE has no face classifier; predict with a CNN or a DBVAE.")
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = integer("batch_size", batch_size)
     images, is_uint8 = _as_float_images(images_or_dataset)
     if progress is None:
         progress = len(images) >= PROGRESS_MIN_IMAGES

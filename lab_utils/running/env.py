@@ -56,9 +56,10 @@ def seed_everything(seed: int) -> None:
 
     The one seeding function: notebooks, trainers and benchmarks all call it.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
-    random.seed(int(seed))
+    from lab_utils.validation import integer
+
+    seed = integer("seed", seed, minimum=0)
+    random.seed(seed)
     np.random.seed(int(seed))
     import keras
 
@@ -69,7 +70,7 @@ def machine_info() -> dict:
     """What a benchmark result must say about where it ran, so numbers from different machines are not mixed."""
     import keras
 
-    from lab_utils import backend
+    from lab_utils.nn import backend
 
     return {
         "platform": platform.platform(),
@@ -98,7 +99,7 @@ def setup(seed: int = 0, *, quiet_tf: bool = True) -> dict:
     """Print versions, backend and devices, advise (never insist) on a GPU, seed everything; returns what it found."""
     if quiet_tf:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lab_utils import backend
+    from lab_utils.nn import backend
 
     backend.check_requested()
     import keras

@@ -1,6 +1,6 @@
 """Image galleries: look at the data (per group, and the non-faces) before trusting any number about it.
 
-Like ``lab_utils.plots``, every function returns a pyplot-managed ``Figure`` and never calls ``show``; save
+Like ``lab_utils.evaluation.plots``, every function returns a pyplot-managed ``Figure`` and never calls ``show``; save
 with ``save_figure`` (the same atomic writer as the charts) and ``plt.close`` figures in long scripts.
 """
 
@@ -13,8 +13,9 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lab_utils import GROUP_NAMES, GROUPS
-from lab_utils.data import FaceDataset
-from lab_utils.plots import save_figure
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.evaluation.plots import save_figure
+from lab_utils.validation import integer
 
 __all__ = ["save_figure", "show_gallery", "show_images"]
 
@@ -43,9 +44,7 @@ def show_gallery(dataset: FaceDataset, *, per_group: int = 8, include_nonfaces: 
     if not isinstance(dataset, FaceDataset):
         raise ValueError(f"show_gallery expects a FaceDataset, got {type(dataset).__name__}; "
                          "use show_images for plain arrays.")
-    if isinstance(per_group, bool) or not isinstance(per_group, (int, np.integer)) or per_group < 1:
-        raise ValueError(f"per_group must be a positive integer, got {per_group!r}.")
-    rows = _rows(dataset, int(per_group), include_nonfaces, np.random.default_rng(seed))
+    rows = _rows(dataset, integer("per_group", per_group), include_nonfaces, np.random.default_rng(seed))
     fig = plt.figure(figsize=(ax_size * per_group + 1.5, ax_size * len(rows) + (0.4 if title else 0.05)))
     axes = fig.subplots(len(rows), per_group, squeeze=False)
     for (label, idx), ax_row in zip(rows, axes):
@@ -83,8 +82,7 @@ def show_images(images: np.ndarray | Sequence[np.ndarray], titles: Sequence[str]
             raise ValueError("float images must lie in [0, 1]; divide uint8 data by 255 or clip model outputs.")
     if titles is not None and len(titles) != len(arr):
         raise ValueError(f"got {len(titles)} titles for {len(arr)} images; pass one per image or None.")
-    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
-        raise ValueError(f"ncols must be a positive integer, got {ncols!r}.")
+    ncols = integer("ncols", ncols)
     n = max(len(arr), 1)
     ncols = min(int(ncols), n)
     nrows = -(-n // ncols)

@@ -8,12 +8,13 @@ keeps let a lab show *who* was actually sampled, which is the effect the method 
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import keras
 import numpy as np
 
-from lab_utils.data import FaceDataset
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.validation import integer
 
 
 class FaceBatchSampler:
@@ -28,8 +29,7 @@ class FaceBatchSampler:
         sampling_probs: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
-        if not _is_positive_int(batch_size):
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        batch_size = integer("batch_size", batch_size)
         if not (isinstance(face_fraction, Real) and 0.0 <= face_fraction <= 1.0):
             raise ValueError(
                 f"face_fraction must be a number in [0, 1] (share of faces per batch), got {face_fraction!r}."
@@ -135,8 +135,7 @@ class _SamplerDataset(keras.utils.PyDataset):
 
     def __init__(self, sampler: FaceBatchSampler, steps_per_epoch: int) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        if not _is_positive_int(steps_per_epoch):
-            raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}.")
+        steps_per_epoch = integer("steps_per_epoch", steps_per_epoch)
         self.sampler = sampler
         self.steps_per_epoch = int(steps_per_epoch)
 
@@ -148,7 +147,3 @@ class _SamplerDataset(keras.utils.PyDataset):
         if not 0 <= index < self.steps_per_epoch:
             raise IndexError(f"batch index {index} out of range for {self.steps_per_epoch} steps per epoch.")
         return self.sampler.sample()
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lab_utils import GROUPS
+from lab_utils.evaluation.results import DetectorEvaluation
 from lab_utils.files import write_text_atomic
-from lab_utils.metrics import DetectorEvaluation
 
 SUMMARY_NAME = "fairness_summary"
 

@@ -1,8 +1,8 @@
 """The main job: execute every lab notebook in order and collect what they found.
 
-    python -m lab_utils.run_labs                 # the default CPU scale
-    python -m lab_utils.run_labs --profile smoke # seconds per notebook
-    python -m lab_utils.run_labs --only 1 4      # a subset, by number
+    python -m lab_utils.running.run_labs                 # the default CPU scale
+    python -m lab_utils.running.run_labs --profile smoke # seconds per notebook
+    python -m lab_utils.running.run_labs --only 1 4      # a subset, by number
 
 Executed copies, their figures as PNG files and the per-group summary land in ``outputs/`` (git-ignored). A failing
 cell stops the run with a non-zero exit that names the notebook and the cell.
@@ -18,61 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from lab_utils.config import PROFILE_ENV, get_profile
-from lab_utils.env import OUTPUT_ENV, output_dir, project_root
+from lab_utils.evaluation.reports import SUMMARY_NAME
 from lab_utils.files import write_bytes_atomic, write_text_atomic
-from lab_utils.reports import SUMMARY_NAME
+from lab_utils.running import notebooks
+from lab_utils.running.env import OUTPUT_ENV, output_dir, project_root
+from lab_utils.running.profiles import PROFILE_ENV, get_profile
 
 SUMMARY_FILE = f"{SUMMARY_NAME}.md"
-
-
-def find_notebooks(labs_dir: Path, only: list[int] | None = None) -> list[Path]:
-    """The solution notebooks ``labs/NN_*.ipynb`` in order (student copies live in ``labs/student``)."""
-    if not labs_dir.is_dir():
-        raise FileNotFoundError(
-            f"No labs folder at {labs_dir}. Run this from a clone of the repository after `pip install -e .`."
-        )
-    notebooks = sorted(p for p in labs_dir.glob("[0-9][0-9]_*.ipynb"))
-    if not notebooks:
-        raise FileNotFoundError(f"No notebooks matching NN_*.ipynb in {labs_dir}.")
-    if only:
-        available = sorted(int(p.name[:2]) for p in notebooks)
-        unknown = sorted(set(only) - set(available))
-        if unknown:
-            raise ValueError(f"No lab numbered {', '.join(map(str, unknown))}; choose from {available}.")
-        notebooks = [p for p in notebooks if int(p.name[:2]) in only]
-    return notebooks
-
-
-class NotebookFailed(RuntimeError):
-    pass
-
-
-def execute_notebook(path: Path, out_path: Path, *, cell_timeout: int | None = None) -> float:
-    """Run one notebook cell by cell with a progress bar; always write the (partially) executed copy."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-    from tqdm.auto import tqdm
-
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    start = time.perf_counter()
-    try:
-        with client.setup_kernel():
-            for n, (index, cell) in enumerate(tqdm(code_cells, desc=path.stem, unit="cell", leave=True)):
-                try:
-                    client.execute_cell(cell, index)
-                except CellExecutionError as err:
-                    raise NotebookFailed(
-                        f"{path.name}: code cell {n + 1} of {len(code_cells)} (notebook cell {index}) failed: "
-                        f"{err.ename}: {err.evalue}\nSee the executed copy {out_path} for the full traceback."
-                    ) from None
-    finally:
-        write_text_atomic(out_path, nbformat.writes(nb))
-    return time.perf_counter() - start
 
 
 def export_figures(notebook_path: Path, folder: Path) -> list[Path]:
@@ -103,19 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[PROFILE_ENV] = profile.name  # inherited by the notebook kernels
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault(OUTPUT_ENV, str(project_root() / "outputs"))
-        notebooks = find_notebooks(project_root() / "labs", args.only)
+        labs = notebooks.lab_notebooks(project_root() / "labs", args.only)
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     run_dir = output_dir(f"run-{profile.name}")
-    print(f"Running {len(notebooks)} notebook(s) at profile '{profile.name}'; executed copies -> {run_dir}")
+    print(f"Running {len(labs)} notebook(s) at profile '{profile.name}'; executed copies -> {run_dir}")
 
     summary = output_dir() / SUMMARY_FILE
     started = time.time()
     timings: dict[str, float] = {}
-    for path in notebooks:
+    for path in labs:
         try:
-            timings[path.name] = execute_notebook(path, run_dir / path.name, cell_timeout=args.cell_timeout)
-        except NotebookFailed as err:
+            timings[path.name] = notebooks.execute(path, run_dir / path.name, cell_timeout=args.cell_timeout,
+                                                   progress=True)
+        except notebooks.NotebookFailed as err:
             print(f"\nFAILED {err}", file=sys.stderr)
             return 1
         figures = export_figures(run_dir / path.name, run_dir / "figures")

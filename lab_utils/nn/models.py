@@ -17,9 +17,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from lab_utils import backend
 from lab_utils.files import atomic_path
-from lab_utils.losses import (
+from lab_utils.nn import backend
+from lab_utils.nn.losses import (
     DEFAULT_KL_WEIGHT,
     RECONSTRUCTION_KINDS,
     check_loss_fn,
@@ -29,6 +29,7 @@ from lab_utils.losses import (
     reconstruction_loss,
     vae_loss,
 )
+from lab_utils.validation import integer, number
 
 CNN_FILTERS = (12, 24, 48, 72)
 CNN_KERNELS = (5, 5, 3, 3)
@@ -53,19 +54,12 @@ def build_cnn(width: float = 1.0, name: str = "cnn", n_outputs: int = 1) -> kera
     return keras.Model(inputs, outputs, name=name)
 
 
-def _check_latent_dim(latent_dim: int) -> int:
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}.")
-    return int(latent_dim)
-
-
 def build_encoder(latent_dim: int, n_extra: int = 0) -> keras.Model:
     """The CNN body with ``n_extra + 2 * latent_dim`` outputs: extra logits first, then means, then
     log-variances, the reference lab's layout (the DB-VAE uses ``n_extra=1`` for the face logit)."""
-    latent_dim = _check_latent_dim(latent_dim)
-    if isinstance(n_extra, bool) or not isinstance(n_extra, (int, np.integer)) or n_extra < 0:
-        raise ValueError(f"n_extra must be an integer >= 0, got {n_extra!r}.")
-    return build_cnn(name="encoder", n_outputs=int(n_extra) + 2 * latent_dim)
+    latent_dim = integer("latent_dim", latent_dim)
+    n_extra = integer("n_extra", n_extra, minimum=0)
+    return build_cnn(name="encoder", n_outputs=n_extra + 2 * latent_dim)
 
 
 def build_decoder(latent_dim: int) -> keras.Model:
@@ -73,7 +67,7 @@ def build_decoder(latent_dim: int) -> keras.Model:
 
     The last layer is a sigmoid (the lab's is a ReLU) so reconstructions live in the images' [0, 1] range.
     """
-    latent_dim = _check_latent_dim(latent_dim)
+    latent_dim = integer("latent_dim", latent_dim)
     inputs = keras.Input(shape=(latent_dim,), name="z")
     x = layers.Dense(4 * 4 * 6 * CNN_FILTERS[0], activation="relu", name="dense")(inputs)
     x = layers.Reshape((4, 4, 6 * CNN_FILTERS[0]), name="reshape")(x)
@@ -115,9 +109,7 @@ class Sampling(layers.Layer):
 
 
 def _check_loss_options(kl_weight: float, recon: str) -> None:
-    if isinstance(kl_weight, bool) or not (isinstance(kl_weight, (int, float, np.floating))
-                                           and np.isfinite(kl_weight) and kl_weight >= 0):
-        raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight!r}.")
+    number("kl_weight", kl_weight, low=0.0)
     if recon not in RECONSTRUCTION_KINDS:
         raise ValueError(f"recon must be one of {RECONSTRUCTION_KINDS}, got {recon!r}.")
 
@@ -156,7 +148,7 @@ class _LatentModel(keras.Model):
                  reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check_loss_options(kl_weight, recon)
-        self.latent_dim = _check_latent_dim(latent_dim)
+        self.latent_dim = integer("latent_dim", latent_dim)
         self.kl_weight = float(kl_weight)
         self.recon = recon
         self.seed = seed
@@ -216,7 +208,7 @@ class _LatentModel(keras.Model):
 @keras.saving.register_keras_serializable(package="lab_utils")
 class VAE(_LatentModel):
     """Faces-only VAE trained on ``loss_fn(x, x_hat, mu, logvar, kl_weight, recon)`` per sample (default
-    :func:`lab_utils.losses.vae_loss`). Labels in the data are ignored (train it on faces only)."""
+    :func:`lab_utils.nn.losses.vae_loss`). Labels in the data are ignored (train it on faces only)."""
 
     kind = "vae"
     reference_loss = staticmethod(vae_loss)
@@ -240,7 +232,7 @@ class DBVAE(_LatentModel):
 
     Encoder outputs are ``[face logit, k means, k log-variances]``. It trains on
     ``loss_fn(x, x_hat, y, logit, mu, logvar, kl_weight, recon)`` per sample, averaged over the batch (default
-    :func:`lab_utils.losses.dbvae_loss`: the face indicator masks the VAE terms, so non-faces train only the
+    :func:`lab_utils.nn.losses.dbvae_loss`: the face indicator masks the VAE terms, so non-faces train only the
     classifier). ``call`` returns a dict with the face ``logit`` (B, 1), ``x_hat``, ``mu`` and ``logvar``.
     """
 
@@ -290,7 +282,7 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"No model file at {str(path)!r}. Train and save one first (lab_utils.models.save_model) "
+            f"No model file at {str(path)!r}. Train and save one first (lab_utils.nn.models.save_model) "
             "or check the path."
         )
     try:

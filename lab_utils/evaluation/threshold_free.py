@@ -1,0 +1,79 @@
+"""Comparisons that no threshold can game: recall at a matched false-positive rate, and each group's AUC.
+
+A model can "close the gap" at a fixed 0.5 threshold simply by calling more things faces; holding every model to
+the same false-positive rate, or ranking faces against non-faces (AUC), removes that lever.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lab_utils import GROUPS
+from lab_utils.evaluation.metrics import check_predictions, check_unit_interval, spread, warn_empty
+from lab_utils.evaluation.results import RecallAtFPR
+
+
+def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01) -> RecallAtFPR:
+    """Per-group recall with the threshold set by the non-faces, so models are compared at equal FPR.
+
+    A fixed 0.5 threshold lets a model look fairer by flagging more non-faces; matching the FPR removes that.
+    """
+    p, is_face, g = check_predictions(probs, labels, groups)
+    check_unit_interval("fpr", fpr, open_=False)
+    neg = np.sort(p[~is_face])[::-1]
+    if neg.size == 0:
+        raise ValueError("recall_at_fpr needs non-faces (label 0) to set the threshold; none were given.")
+    k = math.floor(fpr * neg.size + 1e-9)  # the tolerance keeps e.g. 0.2 * 10 from flooring to 1
+    threshold = 0.0 if k >= neg.size else float(np.nextafter(neg[k], np.inf))
+    achieved = float((neg >= threshold).mean())
+    recall, n, empty = {}, {}, []
+    for code, name in enumerate(GROUPS):
+        s = p[is_face & (g == code)]
+        n[name] = int(s.size)
+        recall[name] = float((s >= threshold).mean()) if s.size else math.nan
+        if not s.size:
+            empty.append(name)
+    warn_empty(empty, "recall at the matched FPR is")
+    gap, ld, _, _ = (float(x[0]) for x in spread(np.array([[recall[c]] for c in GROUPS])))
+    return RecallAtFPR(float(fpr), threshold, achieved, recall, n, gap, ld)
+
+
+def matched_fpr_target(n_nonfaces: int) -> float:
+    """The FPR at which to compare models: 1% when there are at least 500 non-faces (so at least 5 false
+    positives set the threshold), else 5%, which a small test set can still estimate."""
+    return 0.01 if n_nonfaces >= 500 else 0.05
+
+
+def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counting half (the Mann-Whitney U / AUC)."""
+    neg = np.sort(np.asarray(negative, dtype=np.float64))
+    pos = np.asarray(positive, dtype=np.float64)
+    if neg.size == 0 or pos.size == 0:
+        raise ValueError(f"rank_auc needs scores on both sides, got {pos.size} positive and {neg.size} negative.")
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).mean() / neg.size)
+
+
+def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
+    """AUC of each group's faces against all non-faces: P(face scores above non-face), ties counting half.
+
+    Threshold-free, so it separates "the model ranks darker faces lower" from "the threshold is unlucky".
+    """
+    p, is_face, g = check_predictions(probs, labels, groups)
+    neg = p[~is_face]
+    if neg.size == 0:
+        raise ValueError("per_group_auc needs non-faces (label 0) to compare against; none were given.")
+    auc, empty = {}, []
+    for code, name in enumerate(GROUPS):
+        s = p[is_face & (g == code)]
+        if not s.size:
+            auc[name] = math.nan
+            empty.append(name)
+            continue
+        auc[name] = rank_auc(s, neg)
+    warn_empty(empty, "AUC is")
+    return auc

@@ -1,0 +1,1 @@
+"""The models (CNN, VAE, DB-VAE), their losses, and the one place that knows the Keras backend."""

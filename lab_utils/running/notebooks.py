@@ -1,0 +1,86 @@
+"""The lab notebooks: where they are, and the one way to execute one (used by the main job and by the grader)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lab_utils.files import write_text_atomic
+
+LAB_GLOB = "[0-9][0-9]_*.ipynb"
+"""Solution notebooks are ``labs/NN_name.ipynb``; their student versions the same names in ``labs/student``."""
+
+
+class NotebookFailed(RuntimeError):
+    """A cell raised while the notebook was executed without ``allow_errors``."""
+
+
+def lab_notebooks(folder: Path, only: list[int] | None = None) -> list[Path]:
+    """The lab notebooks in ``folder`` in order, optionally only those numbered in ``only``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"No labs folder at {folder}. Run this from a clone of the repository after `pip install -e .`."
+        )
+    notebooks = sorted(folder.glob(LAB_GLOB))
+    if not notebooks:
+        raise FileNotFoundError(f"No notebooks matching NN_*.ipynb in {folder}.")
+    if only:
+        available = sorted(int(p.name[:2]) for p in notebooks)
+        unknown = sorted(set(only) - set(available))
+        if unknown:
+            raise ValueError(f"No lab numbered {', '.join(map(str, unknown))}; choose from {available}.")
+        notebooks = [p for p in notebooks if int(p.name[:2]) in only]
+    return notebooks
+
+
+def execute(path: Path, out_path: Path, *, allow_errors: bool = False, cell_timeout: int | None = None,
+            clear_outputs: bool = False, save_every_cell: bool = False, progress: bool = False,
+            on_kernel_start: Callable[[Any], None] | None = None) -> float:
+    """Run a notebook cell by cell in a fresh kernel (its working folder: the notebook's) and write the executed
+    copy to ``out_path``, also when a cell fails; returns the seconds it took.
+
+    Without ``allow_errors`` the first failing cell stops the run with :class:`NotebookFailed` naming the cell.
+    ``save_every_cell`` keeps the copy current, so a run killed in a hang still shows where it was;
+    ``on_kernel_start(client)`` runs once the kernel is up (the grader records its process group there).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from tqdm.auto import tqdm
+
+    nb = nbformat.read(path, as_version=4)
+    if clear_outputs:  # a submission's own outputs must not count as this run's
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=allow_errors,
+                            resources={"metadata": {"path": str(Path(path).parent)}})
+    code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+    def save() -> None:
+        write_text_atomic(out_path, nbformat.writes(nb))
+
+    start = time.perf_counter()
+    try:
+        with client.setup_kernel():
+            if on_kernel_start is not None:
+                on_kernel_start(client)
+            if save_every_cell:
+                save()  # an unexecuted copy, so a hang in the first cell can still be located
+            for n, (index, cell) in enumerate(tqdm(code_cells, desc=Path(path).stem, unit="cell", leave=True,
+                                                   disable=not progress)):
+                try:
+                    client.execute_cell(cell, index)
+                except CellExecutionError as err:
+                    raise NotebookFailed(
+                        f"{Path(path).name}: code cell {n + 1} of {len(code_cells)} (notebook cell {index}) failed: "
+                        f"{err.ename}: {err.evalue}\nSee the executed copy {out_path} for the full traceback."
+                    ) from None
+                if save_every_cell:
+                    save()
+    finally:
+        save()
+    return time.perf_counter() - start

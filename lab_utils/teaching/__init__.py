@@ -1,0 +1,1 @@
+"""The course around the code: self-checks, student notebooks, the grader."""

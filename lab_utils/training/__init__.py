@@ -1,0 +1,1 @@
+"""How the models learn: trainers, adaptive resampling, weighted batches, named variants."""
