@@ -141,9 +141,9 @@ def test_command_lines_exit_2_with_one_line_not_a_traceback(argv, words):
 
 
 def test_two_processes_generating_the_same_benchmark_both_succeed_and_leave_one_valid_file(tmp_path):
-    code = ("from lab_utils.data import benchmark as synthetic\n"
+    code = ("from lab_utils.data import benchmark\nfrom lab_utils.data.config import BenchmarkConfig\n"
             "if __name__ == '__main__':\n"
-            "    cfg = benchmark.BenchmarkConfig(n_train_faces=200, n_train_nonfaces=200, n_test_per_group=4,"
+            "    cfg = BenchmarkConfig(n_train_faces=200, n_train_nonfaces=200, n_test_per_group=4,"
             " n_test_nonfaces=8)\n"
             f"    train, test = benchmark.load_benchmark(cfg, cache_dir={str(tmp_path)!r}, progress=False)\n"
             "    print(benchmark.content_digest(train))\n")

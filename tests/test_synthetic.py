@@ -233,6 +233,7 @@ def test_the_cache_folder_must_be_a_folder(tmp_path):
 
 SCRIPT_WITHOUT_GUARD = """
 from lab_utils.data import benchmark
+from lab_utils.data.config import BenchmarkConfig
 cfg = BenchmarkConfig(n_train_faces=300, n_train_nonfaces=300, n_test_per_group=4, n_test_nonfaces=8)
 train, test = benchmark.load_benchmark(cfg, cache_dir={cache!r}, progress=False)
 print("DONE", len(train), len(test))

@@ -200,13 +200,16 @@ def one_step_changes(model: DBVAE | VAE, x: np.ndarray, y: np.ndarray, *, learni
 
     A step of SGD moves each weight by ``learning_rate`` times its gradient, so a weight that does not move got
     exactly zero gradient: Lab 3 shows the face indicator's gradient mask this way, on every backend, without
-    a gradient tape. It compiles the model, so use a throwaway one.
+    a gradient tape. It compiles the model (once, for any number of steps), so use a throwaway one.
     """
     if not isinstance(model, (VAE, DBVAE)):
         raise ValueError(f"one_step_changes expects a lab_utils VAE or DBVAE, got {type(model).__name__}.")
     parts = {"encoder": model.encoder, "decoder": model.decoder}
     before = {name: [np.array(w.numpy()) for w in part.trainable_weights] for name, part in parts.items()}
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+    optimizer = getattr(model, "optimizer", None)
+    if not (isinstance(optimizer, keras.optimizers.SGD) and float(optimizer.learning_rate) == learning_rate
+            and not optimizer.momentum):  # compile (and trace) once for several steps
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate))
     model.train_on_batch(np.asarray(x, np.float32), np.asarray(y, np.float32))
     return {name: max(float(np.max(np.abs(np.asarray(w.numpy()) - b)))
                       for w, b in zip(part.trainable_weights, before[name]))
