@@ -123,3 +123,35 @@ def test_the_backend_is_reported_with_its_devices(capsys):
     info = env.setup(seed=0)
     assert info["backend"] == backend.name() and info["backend_version"] == backend.version()
     assert "Keras" in capsys.readouterr().out
+
+
+QUIET = textwrap.dedent('''
+    import os, sys
+    from lab_utils.nn import backend
+    with backend.quiet_start():
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on.\\n")
+        os.write(2, b"a warning worth reading\\n")
+    try:
+        with backend.quiet_start():
+            os.write(2, b"E0000 failed call to cuInit: the real cause\\n")
+            raise RuntimeError("import failed")
+    except RuntimeError:
+        print("raised")
+''')
+
+
+def test_a_quiet_start_drops_start_up_notices_but_keeps_everything_else():
+    done = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "raised" in done.stdout, done.stderr
+    assert "oneDNN" not in done.stderr.split("a warning worth reading")[0]  # the notice is dropped ...
+    assert "a warning worth reading" in done.stderr  # ... anything else comes back
+    assert "failed call to cuInit: the real cause" in done.stderr  # and on failure, everything comes back
+
+
+def test_the_set_up_cell_shows_no_start_up_noise():
+    done = subprocess.run([sys.executable, "-c", "from lab_utils.running import env; env.setup()"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": backend.name()})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Seed: 0" in done.stdout
+    noise = [line for line in done.stderr.splitlines() if any(n in line for n in backend.STARTUP_NOISE)]
+    assert noise == [], noise

@@ -130,3 +130,52 @@ def unalias_after_fit(model: Any) -> None:
 
     for variable in model.variables:
         variable.assign(ops.copy(variable.value))
+
+
+STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "failed call to cuInit",
+    "Unable to register cuDNN factory", "Unable to register cuFFT factory", "Unable to register cuBLAS factory",
+    "computation placer already registered",
+    "TF-TRT Warning: Could not find TensorRT",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+)
+"""Lines TensorFlow's C++ start-up writes on every machine without a GPU (or with one): notices, not errors."""
+
+
+@contextlib.contextmanager
+def quiet_start() -> Iterator[None]:
+    """Load the backend without its C++ start-up notices.
+
+    What the native code writes to the process's stderr while the block runs is captured; on success the known
+    notices (:data:`STARTUP_NOISE`) are dropped and anything else is written back, and if the block raises, all
+    of it is written back before the error propagates, so a real problem still shows.
+    """
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (some embedded interpreters): nothing to quieten
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            kept = text if failed else "".join(
+                line for line in text.splitlines(keepends=True) if not any(n in line for n in STARTUP_NOISE))
+            if kept.strip():
+                sys.stderr.write(kept)

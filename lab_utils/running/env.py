@@ -56,14 +56,16 @@ def seed_everything(seed: int) -> None:
 
     The one seeding function: notebooks, trainers and benchmarks all call it.
     """
+    from lab_utils.nn import backend
     from lab_utils.validation import integer
 
     seed = integer("seed", seed, minimum=0)
     random.seed(seed)
-    np.random.seed(int(seed))
-    import keras
+    np.random.seed(seed)
+    with backend.quiet_start():  # seeding imports TensorFlow when it is installed, whatever the backend
+        import keras
 
-    keras.utils.set_random_seed(int(seed))
+        keras.utils.set_random_seed(seed)
 
 
 def machine_info() -> dict:
@@ -102,9 +104,11 @@ def setup(seed: int = 0, *, quiet_tf: bool = True) -> dict:
     from lab_utils.nn import backend
 
     backend.check_requested()
-    import keras
+    with backend.quiet_start():  # TensorFlow's C++ start-up notices are not for students; real errors still show
+        import keras
 
-    accelerators = backend.accelerators()
+        accelerators = backend.accelerators()
+
     info = {
         "python": platform.python_version(),
         "backend": backend.name(),
