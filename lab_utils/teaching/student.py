@@ -37,6 +37,7 @@ from pathlib import Path
 
 from lab_utils.files import write_text_atomic
 from lab_utils.running.notebooks import LAB_GLOB
+from lab_utils.teaching import colab
 
 SOLUTION_ONLY_TAG = "solution-only"
 DEFAULT_TODO = "complete this part"
@@ -219,8 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labs", type=Path, default=Path("labs"), help="folder of solution notebooks (default: labs)")
     parser.add_argument("--out", type=Path, default=None, help="student folder (default: <labs>/student)")
     args = parser.parse_args(argv)
+    root = args.labs.resolve().parent
+    in_checkout = (root / "pyproject.toml").is_file()  # the address is synced only in the project's own checkout
     try:
         if args.command == "build":
+            for change in colab.sync(root) if in_checkout else []:
+                print(f"  {change}: updated")
             result = build(args.labs, args.out)
             print(f"{len(result.written)} student notebook(s), {len(result.changed)} updated:")
             for path in result.changed:
@@ -228,12 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             for path in result.removed:
                 print(f"  removed {path} (no solution notebook)")
             return 0
-        problems = stale_files(args.labs, args.out)
+        problems = (colab.sync(root, check=True) if in_checkout else []) + stale_files(args.labs, args.out)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if problems:
-        print("Stale student notebooks (run `python -m lab_utils.teaching.student build` and commit the result):",
+        print("Stale notebooks or badges (run `python -m lab_utils.teaching.student build` and commit the result):",
               file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
