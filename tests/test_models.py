@@ -176,7 +176,7 @@ def test_save_load_errors(tmp_path):
 @pytest.mark.parametrize("cls", [VAE, DBVAE])
 def test_trains_under_mixed_precision(cls):
     """The optional GPU speed-up: under mixed_float16 compile() wraps Adam in a LossScaleOptimizer, and the custom
-    train_steps (float16 activations, float32 losses and variables) still train with finite losses."""
+    compute_loss (float16 activations, float32 losses and variables) still trains with finite losses."""
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = cls(latent_dim=3, seed=0)
