@@ -35,10 +35,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from throughput import EMA_MOMENTUM, LEARNING_RATE, EpochTimer  # noqa: E402
+
+from lab_utils.nn.backend import BACKENDS  # noqa: E402 - a worker's KERAS_BACKEND is set before it starts
+
 RESULTS = ROOT / "benchmarks" / "results"
-BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = ("cnn", "vae", "dbvae", "decoder")
-LEARNING_RATE, EMA_MOMENTUM = 5e-4, 0.995
 
 
 def settings_for(backend: str) -> list[dict]:
@@ -65,23 +68,6 @@ def write_reference_file(path: Path, n: int, seed: int) -> None:
         f["images"] = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
         f["labels"] = (np.arange(n) % 2).astype(np.float32)[:, None]
 
-
-class EpochTimer:
-    def __new__(cls):  # a keras.callbacks.Callback built lazily, after the backend is chosen
-        import keras
-
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.seconds: list[float] = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
-
-        return _Timer()
 
 
 def train_ours(kind: str, setting: dict, train, args) -> list[float]:
@@ -265,8 +251,8 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="*", default=[b for b in BACKENDS if importlib.util.find_spec(
-        {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[b])])
+    parser.add_argument("--backends", nargs="*",
+                        default=[b for b in BACKENDS if importlib.util.find_spec(BACKENDS[b])])
     parser.add_argument("--n-images", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=60)
@@ -276,7 +262,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="backend_speed")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=sorted(BACKENDS), help=argparse.SUPPRESS)
     parser.add_argument("--h5", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.epochs < 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,28 @@ from lab_utils.files import write_text_atomic
 
 LAB_GLOB = "[0-9][0-9]_*.ipynb"
 """Solution notebooks are ``labs/NN_name.ipynb``; their student versions the same names in ``labs/student``."""
+
+
+def read_json(path: Path) -> dict:
+    """A notebook file as its JSON dict, with a clear error for a file that is not one."""
+    try:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid notebook JSON ({err}); open and re-save it in Jupyter.") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError(f"{path}: not a Jupyter notebook (no 'cells' list).")
+    return notebook
+
+
+def to_json(notebook: dict) -> str:
+    """Notebook JSON as nbformat writes it (sorted keys, indent 1), so generated files diff like saved ones."""
+    return json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (notebook files store it as a list of lines or as a string)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
 
 
 class NotebookFailed(RuntimeError):

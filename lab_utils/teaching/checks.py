@@ -16,15 +16,13 @@ import numpy as np
 
 from lab_utils import GROUPS
 from lab_utils.teaching.compare import compare_mappings
-from lab_utils.teaching.exercise import Case, LazyReference, check_function
+from lab_utils.teaching.exercise import Case, LazyReference, check_function, reference_name
 
 
 def origin(fn: Callable[..., Any]) -> str:
     """Whose function this is, for the one line a notebook prints before it trains with it."""
-    module = getattr(fn, "__module__", "") or ""
-    if module.startswith("lab_utils"):
-        return f"the reference {module}.{getattr(fn, '__qualname__', 'function')}"
-    return f"your {getattr(fn, '__name__', 'function')}"
+    name = reference_name(fn)
+    return f"the reference {name}" if name else f"your {getattr(fn, '__name__', 'function')}"
 
 
 def _latents(rng: np.random.Generator, batch: int = 6, dim: int = 4) -> tuple[np.ndarray, np.ndarray]:

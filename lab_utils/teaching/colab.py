@@ -4,12 +4,11 @@ Open-in-Colab badges. ``sync`` writes them from the address; with ``check=True``
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from lab_utils.files import write_text_atomic
-from lab_utils.running.notebooks import LAB_GLOB
+from lab_utils.running.notebooks import LAB_GLOB, cell_source, read_json, to_json
 
 REPOSITORY = re.compile(r'(?m)^Repository\s*=\s*"(?P<url>[^"]+)"')
 SETUP_LINE = re.compile(r'(?m)^LAB_REPO = "[^"]*"')
@@ -39,11 +38,6 @@ def badges(url: str, labs_dir: Path) -> str:
     return "\n".join(rows)
 
 
-def _setup_source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def sync(root: Path, *, check: bool = False) -> list[str]:
     """Write the address into the solution notebooks' set-up cells and the README's badge block (``check``: only
     list what differs). Returns what was (or would be) changed, one line each."""
@@ -52,18 +46,18 @@ def sync(root: Path, *, check: bool = False) -> list[str]:
     line = f'LAB_REPO = "{url}"'
     changes = []
     for path in sorted((root / "labs").glob(LAB_GLOB)):
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-        cells = [c for c in notebook["cells"] if c.get("cell_type") == "code" and SETUP_LINE.search(_setup_source(c))]
+        notebook = read_json(path)
+        cells = [c for c in notebook["cells"] if c.get("cell_type") == "code" and SETUP_LINE.search(cell_source(c))]
         if not cells:
             changes.append(f"{path}: no set-up cell with a LAB_REPO line")
             continue
-        source = _setup_source(cells[0])
+        source = cell_source(cells[0])
         if SETUP_LINE.search(source).group(0) != line:
             changes.append(f"{path}: LAB_REPO is not {url}")
             if not check:
                 new = SETUP_LINE.sub(line, source, count=1)
                 cells[0]["source"] = new.splitlines(keepends=True)
-                write_text_atomic(path, json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+                write_text_atomic(path, to_json(notebook))
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(BADGES_START), text.find(BADGES_END)

@@ -64,13 +64,14 @@ def _fallback(reference: Callable[..., Any]) -> Callable[..., Any]:
     return reference
 
 
-def _reference_name(fn: Callable) -> str:
+def reference_name(fn: Callable) -> str | None:
+    """``lab_utils.<module>.<name>`` for a function of this package (or a lazy reference to one), else None."""
     if isinstance(fn, LazyReference):
         return fn.qualified_name
     module = getattr(fn, "__module__", "") or ""
     if module.startswith("lab_utils."):
         return f"{module}.{getattr(fn, '__qualname__', 'reference')}"
-    return "the reference implementation"
+    return None
 
 
 def _copy(case: Case, tensors: bool = False) -> Case:
@@ -87,7 +88,8 @@ def _copy(case: Case, tensors: bool = False) -> Case:
 def _report(name: str, status: str, message: str, fallback: Callable | None) -> None:
     line = f"PASS {name}" if status == "pass" else f"FAIL {name}: {message}"
     if fallback is not None:
-        line += f" -> using {_reference_name(fallback)} for the rest of the notebook."
+        used = reference_name(fallback) or "the reference implementation"
+        line += f" -> using {used} for the rest of the notebook."
     print(" ".join(line.split()))
     append_record({"kind": "check", "name": name, "status": status, "message": message})
 

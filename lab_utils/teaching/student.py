@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_utils.files import write_text_atomic
-from lab_utils.running.notebooks import LAB_GLOB
+from lab_utils.running.notebooks import LAB_GLOB, cell_source, read_json, to_json
 from lab_utils.teaching import colab
 
 SOLUTION_ONLY_TAG = "solution-only"
@@ -120,10 +120,6 @@ def _last_heading(markdown: str) -> str | None:
     return headings[-1] if headings and headings[-1] else None
 
 
-def _source_text(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
 
 def student_notebook(notebook: dict, name: str) -> dict:
     """The student version of a solution notebook given as its JSON dict (not modified); ``name`` is for errors."""
@@ -133,32 +129,19 @@ def student_notebook(notebook: dict, name: str) -> dict:
         if SOLUTION_ONLY_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         if cell.get("cell_type") == "markdown":
-            heading = _last_heading(_source_text(cell)) or heading
+            heading = _last_heading(cell_source(cell)) or heading
         cell = dict(cell)
         if cell.get("cell_type") == "code":
-            text = strip_solutions(_source_text(cell), f"{name} cell {index}", heading)
+            text = strip_solutions(cell_source(cell), f"{name} cell {index}", heading)
             cell["source"] = text.splitlines(keepends=True)
             cell["outputs"] = []
             cell["execution_count"] = None
         else:
-            cell["source"] = _source_text(cell).splitlines(keepends=True)
+            cell["source"] = cell_source(cell).splitlines(keepends=True)
         cells.append(cell)
     return {**notebook, "cells": cells}
 
 
-def render(notebook: dict) -> str:
-    """Notebook JSON as nbformat writes it (sorted keys, indent 1), so generated files diff like saved ones."""
-    return json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-
-
-def _read_notebook(path: Path) -> dict:
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid notebook JSON ({err}); open and re-save it in Jupyter.") from None
-    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-        raise ValueError(f"{path}: not a Jupyter notebook (no 'cells' list).")
-    return notebook
 
 
 def expected_student_files(labs_dir: Path) -> dict[str, str]:
@@ -167,7 +150,7 @@ def expected_student_files(labs_dir: Path) -> dict[str, str]:
     if not labs_dir.is_dir():
         raise FileNotFoundError(f"No labs folder at {labs_dir}; pass the folder holding the NN_*.ipynb notebooks.")
     return {
-        path.name: render(student_notebook(_read_notebook(path), path.name))
+        path.name: to_json(student_notebook(read_json(path), path.name))
         for path in sorted(labs_dir.glob(LAB_GLOB))
     }
 
