@@ -81,3 +81,10 @@ def test_a_wrong_checksum_deletes_what_arrived(server, tmp_path):
     with pytest.raises(ValueError, match="not the expected 0000.*deleted"):
         download(server, tmp_path / "f.h5", sha256="0" * 64, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [({"retries": 0}, "retries must be an integer >= 1"),
+                                             ({"timeout": 0}, "timeout must be a finite number > 0")])
+def test_download_settings_that_could_never_succeed_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        download("http://127.0.0.1:9/f.h5", tmp_path / "f.h5", progress=False, **kwargs)

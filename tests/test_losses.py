@@ -126,3 +126,8 @@ def test_shape_errors_are_clear(batch):
         reconstruction_loss(batch["x"], batch["x_hat"], "l3")
     with pytest.raises(ValueError, match="kl_weight"):
         vae_loss(batch["x"], batch["x_hat"], batch["mu"], batch["logvar"], -1.0)
+
+
+def test_a_loss_returning_something_that_is_not_a_tensor_is_named():
+    with pytest.raises(ValueError, match="returned dict, not one loss per sample"):
+        losses.check_loss_fn(lambda *args: {"total": 1.0}, "vae", latent_dim=3, kl_weight=0.1, recon="l1")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lab_utils.validation import integer, number
+
 TIMEOUT_S = 30.0
 RETRIES = 3
 CHUNK = 1 << 16
@@ -62,6 +64,8 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
 def download(url: str, target: str | os.PathLike, *, sha256: str | None = None, timeout: float = TIMEOUT_S,
              retries: int = RETRIES, pause_s: float = 1.0, progress: bool = True) -> Path:
     """Fetch ``url`` to ``target`` (see the module docstring); returns ``target``."""
+    retries = integer("retries", retries)
+    number("timeout", timeout, low=0.0, low_open=True, hint=" (seconds for a connection or a read)")
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(target)

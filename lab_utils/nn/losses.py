@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from keras import ops
 
 RECONSTRUCTION_KINDS = ("l1", "l2")
@@ -134,8 +135,6 @@ LOSS_ARGUMENTS = {
 def probe_loss_inputs(kind: str, latent_dim: int, batch: int = 4, seed: int = 0) -> dict[str, Any]:
     """A small batch shaped like what the model hands its loss in ``compute_loss``: 64x64 images, latents of the
     model's size, and for the DB-VAE labels of shape (B,) with faces and non-faces next to (B, 1) logits."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 1.0, (batch, 64, 64, 3)).astype(np.float32)
     inputs = {"x": x, "x_hat": np.clip(x + rng.normal(0.0, 0.1, x.shape), 0, 1).astype(np.float32),
@@ -159,19 +158,22 @@ def check_loss_fn(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float,
     inputs = probe_loss_inputs(kind, latent_dim)
     batch = inputs["x"].shape[0]
     name = getattr(loss_fn, "__name__", "loss_fn")
+    order = ("x", "x_hat", "y", "logit", "mu", "logvar") if kind == "dbvae" else ("x", "x_hat", "mu", "logvar")
     try:
-        order = ("x", "x_hat", "y", "logit", "mu", "logvar") if kind == "dbvae" else ("x", "x_hat", "mu", "logvar")
         out = loss_fn(*(ops.convert_to_tensor(inputs[k]) for k in order), kl_weight, recon)  # as the model calls it
-        value = ops.convert_to_numpy(out)
     except Exception as err:  # noqa: BLE001 - any failure is reported with the call it came from
         raise ValueError(f"loss_fn {name!r} failed on a test batch of {batch} images, called as {signature}: "
                          f"{type(err).__name__}: {err}") from err
-    import numpy as np
-
     if out is None:
         raise ValueError(f"loss_fn {name!r} returned None; is the `return` statement missing? It must return one "
                          f"loss per sample, shape (B,), called as {signature}.")
-    value = np.asarray(value)
+    try:
+        value = np.asarray(ops.convert_to_numpy(out))
+    except Exception:  # noqa: BLE001 - e.g. a string where a tensor belongs
+        value = np.asarray(None)
+    if value.dtype.kind not in "biuf":  # a dict of terms, a string, ...: not numbers
+        raise ValueError(f"loss_fn {name!r} returned {type(out).__name__}, not one loss per sample, shape (B,), "
+                         f"called as {signature}.")
     if value.shape != (batch,):
         raise ValueError(f"loss_fn {name!r} must return one loss per sample, shape (B,) = ({batch},), called as "
                          f"{signature}; it {shape_mistake((batch,), value.shape)}.")
