@@ -4,12 +4,18 @@
     python benchmarks/debias.py --seeds 5 --variants cnn dbvae_uniform dbvae_product_a0.001
     python benchmarks/debias.py --from-json benchmarks/results/debias.json --name debias   # redraw, no training
     python benchmarks/debias.py --resume              # after an interruption: the same arguments plus --resume
+    python benchmarks/debias.py --suite remedies      # Lab 5: generate, reweight or change the backbone
 
 Trains and evaluates, per seed, the baseline CNN, the DB-VAE without resampling (the VAE loss alone), the DB-VAE
 with adaptive resampling for several alpha and both combination rules, and a label-aware oracle that draws
 darker-skinned faces at a fixed share (the upper bound the DB-VAE approximates without labels). Writes
 benchmarks/results/debias.{md,json} and plots. The data's difficulty is frozen (benchmarks/results/difficulty.md);
 this script never changes it.
+
+``--suite remedies`` runs Lab 5's question instead: the CNN, the labs' DB-VAE and a label-aware oversampling
+oracle next to faces decoded from rare latent codes (label-free), from uniformly drawn codes (the control), from
+codes mirrored across the skin-tone boundary (an oracle), Just Train Twice, and other backbones. Its settings
+were chosen on seeds 0-2 (``--name remedies_selection``) and are confirmed on fresh seeds 3-7 by its default.
 """
 
 from __future__ import annotations
@@ -48,19 +54,74 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     *[Variant(f"dbvae_max_a{a:g}_kl0.05", resample=True, rule="max", alpha=a, kl_weight=0.05) for a in (1e-3, 1e-2)],
     Variant("oracle_dbvae_50pct_kl0.05", oracle_darker_share=0.5, kl_weight=0.05),
 ]}
+LAB_DBVAE = "dbvae_max_a0.001_kl0.05"  # the labs' default DB-VAE, also the remedies' generator
+REMEDY_VARIANTS: dict[str, Variant] = {v.name: v for v in [
+    Variant("oracle_cnn_50pct", kind="cnn", oracle_darker_share=0.5),
+    *[Variant(f"{b}", kind="cnn", backbone=b) for b in ("wide_cnn", "resnet", "vgg")],
+    *[Variant(f"jtt_u{u:g}", kind="cnn", remedy="jtt", options={"upweight": float(u), "first_epochs": 1})
+      for u in (5, 20)],
+    *[Variant(f"{r}_n{n}", kind="cnn", remedy=r, options={"n_generated": n})
+      for r in ("latent_rare", "latent_uniform", "latent_oracle") for n in (1000, 4000)],
+]}
+VARIANTS.update(REMEDY_VARIANTS)
+SUITES = {
+    "debias": {"variants": None, "name": "debias", "seeds": 3, "first_seed": 0,
+               "references": ["cnn", "dbvae_uniform", "dbvae_uniform_kl0.05"]},
+    # Settings (upweight, number of generated faces) chosen on seeds 0-2 in remedies_selection.md; see README.
+    "remedies": {"variants": ["cnn", LAB_DBVAE, "oracle_cnn_50pct", "latent_rare_n1000", "latent_uniform_n1000",
+                              "latent_oracle_n1000", "jtt_u20", "wide_cnn", "resnet", "vgg"],
+                 "name": "remedies", "seeds": 5, "first_seed": 3, "references": ["cnn", LAB_DBVAE]},
+}
 DEFAULT_VARIANTS = ["cnn", "dbvae_uniform", "dbvae_product_a0.001", "dbvae_product_a1", "dbvae_max_a0.001",
                     "dbvae_max_a0.1", "oracle_dbvae_50pct"]
 """What the runner trains unless told otherwise: every model the issue asks for, in about 45 min on 2 cores."""
+SUITES["debias"]["variants"] = DEFAULT_VARIANTS
 
 
-def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | None = None) -> dict:
-    model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0)
+def generator_for(variant: Variant, train, profile, seed: int, epochs: int | None, cache: dict) -> tuple:
+    """The seed's DB-VAE for a latent remedy (the one trained as ``LAB_DBVAE`` in this run, else trained now)
+    and its training seconds, which the remedy's budget includes."""
+    if variant.remedy not in ("latent_rare", "latent_uniform", "latent_oracle"):
+        return None, 0.0
+    if LAB_DBVAE not in cache:
+        model, record = train_variant(VARIANTS[LAB_DBVAE], train, profile, seed=seed, epochs=epochs, verbose=0)
+        cache[LAB_DBVAE] = (model, record["train_seconds"])
+    return cache[LAB_DBVAE]
+
+
+def _remedy_diagnostics(record: dict, train) -> None:
+    """Replace the remedy's per-face indices by what they say, read *after* training: the share of darker faces
+    among the faces a latent remedy started from or among the faces JTT upweighted."""
+    info = record.get("remedy")
+    if not info:
+        return
+    darker = np.asarray(train.attributes["darker"])[train.face_idx] == 1
+    for key in ("anchors", "errors"):
+        if key in info:
+            idx = np.asarray(info.pop(key), dtype=np.int64)
+            info[f"darker_share_of_{key}"] = float(darker[idx].mean()) if idx.size else float("nan")
+
+
+def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | None = None,
+            cache: dict | None = None) -> dict:
+    cache = {} if cache is None else cache
+    generator, generator_seconds = generator_for(variant, train, profile, seed, epochs, cache)
+    model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0, generator=generator)
+    if variant.name == LAB_DBVAE:
+        cache[LAB_DBVAE] = (model, record["train_seconds"])
+    if generator is not None:
+        record["remedy"]["generator_seconds"] = generator_seconds
+    record["detector_seconds"] = record["train_seconds"]
+    record["train_seconds"] += generator_seconds  # the budget a remedy spends includes its generator
+    record["n_params"] = int(model.count_params())
+    _remedy_diagnostics(record, train)
     probs = trainers.predict_face_probs(model, test.as_float())
     evaluation = metrics.evaluate_detector(probs, test.labels, test.group, seed=seed)
     record["evaluation"] = evaluation.to_dict()
     record["recall_at_fpr"] = threshold_free.recall_at_fpr(
         probs, test.labels, test.group, fpr=threshold_free.matched_fpr_target(len(test.nonface_idx))).to_dict()
     record["auc"] = threshold_free.per_group_auc(probs, test.labels, test.group)
+    record["ap"] = threshold_free.per_group_ap(probs, test.labels, test.group)
     drawn = resampling_summary(train, record["resampling_log"])
     record["darker_share_drawn"], record["ess"] = drawn["shares"], drawn["ess"]
     record.pop("resampling_log")  # per-face counts are large; the shares above summarise them
@@ -80,10 +141,15 @@ def scalar_view(record: dict) -> dict:
         ess_last_epoch=(record["ess"][-1] if record["ess"] else float("nan")),
         train_seconds=record["train_seconds"],
     )
+    if "ap" in record:  # runs before per-group AP was recorded have none
+        view.update({f"ap_{g}": record["ap"][g] for g in GROUPS})
+        view["ap_gap_lighter_darker"] = (np.mean([record["ap"][g] for g in ("LF", "LM")])
+                                         - np.mean([record["ap"][g] for g in ("DF", "DM")]))
+        view["score_kl"] = ev["score_kl_lighter_darker"]
+        view["n_params"] = record["n_params"]
     return view
 
 
-PAIRED_REFERENCES = ("cnn", "dbvae_uniform", "dbvae_uniform_kl0.05")
 PAIRED_FIELDS = {"gap_lighter_darker": "lighter - darker gap", "darker_recall": "darker recall (DF, DM mean)",
                  "fpr": "FPR", "accuracy": "accuracy"}
 
@@ -121,7 +187,7 @@ def fmt(s: dict, key: str, scale: float = 100.0, digits: int = 1, signed: bool =
     return f"{mean} ± {half:.{digits}f}" if np.isfinite(half) else mean
 
 
-def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
+def markdown(summary: dict, paired: dict[str, dict], meta: dict, remedy_shares: dict[str, list[float]]) -> str:
     lines = [
         "# Debiasing benchmark (multi-seed)", "",
         f"Command: `{meta['command']}`  ",
@@ -144,6 +210,22 @@ def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
             fmt(s, "accuracy"), fmt(s, "darker_share_drawn"), fmt(s, "ess_last_epoch", 1.0, 0),
             fmt(s, "train_seconds", 1.0, 0)]
         lines.append(f"| {name} | {s['train_seconds']['n']} | " + " | ".join(cells) + " |")
+    with_ap = {name: s for name, s in summary.items() if "ap_LF" in s}
+    if with_ap:
+        lines += ["", "Threshold-free and model size: average precision of each group's faces against all non-faces "
+                  "(AP, %), lighter - darker AP, the KL divergence between lighter and darker faces' score "
+                  "histograms, trainable parameters, and what a remedy's per-face choices were (read from the "
+                  "attribute *after* training): the share of darker faces among the faces a latent remedy decoded "
+                  "from, or among the faces JTT upweighted (base rate 5%). 'train s' above includes a latent "
+                  "remedy's generator (the seed's DB-VAE) and JTT's first stage.", "",
+                  "| variant | " + " | ".join(f"{g} AP" for g in GROUPS) + " | lighter - darker AP | score KL | "
+                  "parameters | darker share of its faces |", "|---|" + "---:|" * (len(GROUPS) + 4)]
+        for name, s in with_ap.items():
+            share = remedy_shares.get(name)
+            cells = [fmt(s, f"ap_{g}") for g in GROUPS] + [
+                fmt(s, "ap_gap_lighter_darker"), fmt(s, "score_kl", 1.0, 3), f"{s['n_params']['mean']:,.0f}",
+                f"{100 * np.mean(share):.1f}%" if share else "-"]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for reference, diffs in paired.items():
         if not diffs:
             continue
@@ -161,8 +243,11 @@ def markdown(summary: dict, paired: dict[str, dict], meta: dict) -> str:
 def report(records: dict[str, list[dict]], meta: dict, out: Path, name: str) -> str:
     """Summarise, write ``<name>.md``/``.json`` and the plots; returns the Markdown."""
     summary = {v: seeds.summarize_seeds([scalar_view(r) for r in recs]) for v, recs in records.items()}
-    paired = {ref: paired_differences(records, ref) for ref in PAIRED_REFERENCES if ref in records}
-    table = markdown(summary, paired, meta)
+    references = meta.get("references") or SUITES["debias"]["references"]
+    paired = {ref: paired_differences(records, ref) for ref in references if ref in records}
+    shares = {v: [x for r in recs for k, x in r.get("remedy", {}).items() if k.startswith("darker_share_of_")]
+              for v, recs in records.items()}
+    table = markdown(summary, paired, meta, {v: x for v, x in shares.items() if x})
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / f"{name}.md", table)
     write_text_atomic(out / f"{name}.json", json.dumps({"meta": meta, "summary": summary, "paired": paired,
@@ -192,6 +277,7 @@ def merge_runs(paths: list[Path]) -> tuple[dict[str, list[dict]], dict]:
     meta = {**metas[0], "command": " ; ".join(m["command"] for m in metas),
             "seeds": sorted({s for m in metas for s in m["seeds"]}),
             "total_minutes": sum(m["total_minutes"] for m in metas),
+            "references": list(dict.fromkeys(r for m in metas for r in m.get("references", []))) or None,
             "variants": {k: v for m in metas for k, v in m["variants"].items()}}
     return records, meta
 
@@ -199,20 +285,31 @@ def merge_runs(paths: list[Path]) -> tuple[dict[str, list[dict]], dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (each its own data and initialisation)")
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="seeds run from here on, e.g. fresh seeds to confirm a setting chosen on seeds 0-2")
-    parser.add_argument("--variants", nargs="*", default=DEFAULT_VARIANTS,
-                        help=f"any of {list(VARIANTS)} (default: {' '.join(DEFAULT_VARIANTS)})")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="debias",
+                        help="the question and its defaults (variants, seeds, name, paired references): 'debias' "
+                             "(resampling, Labs 3-4) or 'remedies' (Lab 5)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="how many seeds, each its own data and initialisation (default: debias 3, remedies 5)")
+    parser.add_argument("--first-seed", type=int, default=None,
+                        help="seeds run from here on, e.g. fresh seeds to confirm a setting chosen on seeds 0-2 "
+                             "(default: debias 0, remedies 3)")
+    parser.add_argument("--variants", nargs="*", default=None,
+                        help=f"any of {list(VARIANTS)} (default: the suite's; debias: {' '.join(DEFAULT_VARIANTS)}; "
+                             f"remedies: {' '.join(SUITES['remedies']['variants'])})")
     parser.add_argument("--epochs", type=int, default=None,
                         help="train every variant this many epochs (default: the profile's, equal for all models)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--name", default="debias", help="basename of the result files")
+    parser.add_argument("--name", default=None, help="basename of the result files (default: the suite's name)")
     parser.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
                         help="train nothing: redraw tables and plots from earlier runs' JSON (merged when several)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same arguments from its <name>.partial.json")
     args = parser.parse_args(argv)
+    suite = SUITES[args.suite]
+    for key, default in (("variants", suite["variants"]), ("seeds", suite["seeds"]),
+                         ("first_seed", suite["first_seed"]), ("name", suite["name"])):
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     if args.from_json:
         records, meta = merge_runs(args.from_json)
         print(report(records, meta, args.out, args.name))
@@ -230,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     checkpoint = args.out / f"{args.name}.partial.json"
     identity = {"profile": profile.name, "seeds": seeds, "variants": args.variants, "epochs": args.epochs}
+    if args.suite != "debias":  # so the checkpoints of runs before suites existed still resume
+        identity["suite"] = args.suite
     records, minutes_before = load_checkpoint(checkpoint, identity, args.resume)
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -237,9 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         if not todo:
             continue
         train, test = benchmark.load_benchmark(benchmark.config_from_profile(profile, seed=seed), progress=False)
+        cache: dict = {}  # the seed's DB-VAE, which the latent remedies decode with
         for name in todo:
             t0 = time.perf_counter()
-            rec = run_one(VARIANTS[name], train, test, profile, seed, args.epochs)
+            rec = run_one(VARIANTS[name], train, test, profile, seed, args.epochs, cache)
             records[name].append(rec)
             write_text_atomic(checkpoint, json.dumps({
                 "identity": identity, "records": records,
@@ -261,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
         "target_fpr": threshold_free.matched_fpr_target(profile.n_test_nonfaces),
         "variants": {n: VARIANTS[n].to_dict() for n in args.variants},
+        "references": [r for r in suite["references"] if r in args.variants],
     }
     print("\n" + report(records, meta, args.out, args.name))
     checkpoint.unlink(missing_ok=True)

@@ -77,3 +77,39 @@ def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
         auc[name] = rank_auc(s, neg)
     warn_empty(empty, "AUC is")
     return auc
+
+
+def average_precision(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise): the mean, over positives, of the
+    precision among all scores at least as high. Ties are ranked pessimistically (a tied negative counts above)."""
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.sort(np.asarray(negative, dtype=np.float64))
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError(f"average_precision needs scores on both sides, got {pos.size} positive and "
+                         f"{neg.size} negative.")
+    pos_desc = np.sort(pos)[::-1]
+    positives_above = np.arange(1, pos.size + 1)  # this positive and the higher-scoring ones
+    negatives_above = neg.size - np.searchsorted(neg, pos_desc, side="left")
+    return float(np.mean(positives_above / (positives_above + negatives_above)))
+
+
+def per_group_ap(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
+    """Average precision of each group's faces against all non-faces, the seed paper's threshold-free metric.
+
+    Unlike AUC it depends on how many non-faces there are per face, so compare it across groups of equal size
+    (the benchmark's test split is balanced) or across models on the same test set.
+    """
+    p, is_face, g = check_predictions(probs, labels, groups)
+    neg = p[~is_face]
+    if neg.size == 0:
+        raise ValueError("per_group_ap needs non-faces (label 0) to compare against; none were given.")
+    ap, empty = {}, []
+    for code, name in enumerate(GROUPS):
+        s = p[is_face & (g == code)]
+        if not s.size:
+            ap[name] = math.nan
+            empty.append(name)
+            continue
+        ap[name] = average_precision(s, neg)
+    warn_empty(empty, "AP is")
+    return ap

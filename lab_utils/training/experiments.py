@@ -22,6 +22,17 @@ from lab_utils.running.profiles import Profile
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE
 
 KINDS = ("cnn", "vae", "dbvae")
+REMEDIES = ("latent_rare", "latent_uniform", "latent_oracle", "jtt")
+"""Lab 5's remedies for a plain detector (``kind="cnn"``): decoded faces from rare latent codes, from uniformly
+drawn codes (the control), from codes mirrored across the skin-tone boundary (an oracle: reads the attribute),
+and Just Train Twice. Their settings live in ``Variant.options`` (see :data:`REMEDY_DEFAULTS`)."""
+REMEDY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "latent_rare": {"n_generated": 1000, "mix": 0.5, "noise": 0.5},
+    "latent_uniform": {"n_generated": 1000, "mix": 0.5, "noise": 0.5},
+    "latent_oracle": {"n_generated": 1000},
+    "jtt": {"upweight": 20.0, "first_epochs": 1},
+}
+ORACLE_REMEDIES = ("latent_oracle",)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,9 @@ class Variant:
     kl_weight: float = DEFAULT_KL_WEIGHT
     oracle_darker_share: float | None = None  # label-aware sampling: share of darker faces per batch
     extra: dict[str, Any] = field(default_factory=dict)
+    backbone: str = "cnn"  # for kind "cnn": a name in lab_utils.nn.backbones.BACKBONES
+    remedy: str | None = None  # for kind "cnn": one of REMEDIES
+    options: dict[str, Any] = field(default_factory=dict)  # the remedy's settings, over REMEDY_DEFAULTS
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -46,6 +60,32 @@ class Variant:
             raise ValueError(f"Variant {self.name!r}: oracle_darker_share must be in (0, 1).")
         if self.resample and self.oracle_darker_share is not None:
             raise ValueError(f"Variant {self.name!r}: choose adaptive resampling or the oracle, not both.")
+        from lab_utils.nn.backbones import BACKBONES
+
+        if self.backbone not in BACKBONES or (self.kind != "cnn" and self.backbone != "cnn"):
+            raise ValueError(f"Variant {self.name!r}: backbone must be one of {sorted(BACKBONES)} and is chosen only "
+                             f"for kind 'cnn', got {self.backbone!r} for kind {self.kind!r}.")
+        if self.remedy is not None:
+            if self.remedy not in REMEDIES or self.kind != "cnn":
+                raise ValueError(f"Variant {self.name!r}: remedy must be one of {REMEDIES}, for kind 'cnn'.")
+            if self.oracle_darker_share is not None:
+                raise ValueError(f"Variant {self.name!r}: choose a remedy or the oracle's sampling, not both.")
+            unknown = set(self.options) - set(REMEDY_DEFAULTS[self.remedy])
+            if unknown:
+                raise ValueError(f"Variant {self.name!r}: unknown options {sorted(unknown)} for {self.remedy}; "
+                                 f"it takes {sorted(REMEDY_DEFAULTS[self.remedy])}.")
+        elif self.options:
+            raise ValueError(f"Variant {self.name!r}: options are the settings of a remedy; none is chosen.")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The remedy's settings: its defaults, overridden by ``options``."""
+        return {**REMEDY_DEFAULTS.get(self.remedy, {}), **self.options} if self.remedy else {}
+
+    @property
+    def reads_attributes(self) -> bool:
+        """Whether training reads a demographic attribute (the oracles), not just images and face labels."""
+        return self.oracle_darker_share is not None or self.remedy in ORACLE_REMEDIES
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,15 +138,17 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
 
 def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, seed: int = 0,
                   epochs: int | None = None, callbacks: Sequence[Any] = (),
-                  verbose: Any = "auto", strategy: Any = None) -> tuple[Any, dict]:
+                  verbose: Any = "auto", strategy: Any = None, generator: Any = None) -> tuple[Any, dict]:
     """Build and train one variant; returns the model and a record (history, resampling log, time).
 
     ``callbacks`` (Keras callbacks) run after the variant's own, e.g. to look at the latent space each epoch.
     ``strategy`` (a ``tf.distribute.Strategy``, e.g. ``MirroredStrategy()`` for several GPUs) builds the model in
     its scope, which is where Keras takes the strategy to train with; the profile's batch size is then split
-    across the replicas.
+    across the replicas. ``generator`` (a trained DB-VAE or VAE) decodes the faces of the latent remedies; without
+    one they train the labs' DB-VAE first and count its time in ``record["remedy"]["generator_seconds"]``.
     """
     from lab_utils.nn import models
+    from lab_utils.nn.backbones import build_backbone
     from lab_utils.training import trainers
 
     seed_everything(seed)
@@ -114,14 +156,19 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     sampling_probs = (oracle_sampling_probs(train, variant.oracle_darker_share)
                       if variant.oracle_darker_share is not None else None)
     record: dict[str, Any] = {"variant": variant.to_dict(), "seed": seed, "profile": profile.name}
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = (models.build_cnn() if variant.kind == "cnn" else
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = (build_backbone(variant.backbone) if variant.kind == "cnn" else
                  models.VAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed)
                  if variant.kind == "vae" else
                  models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed))
     log: list = []
     common = {"batch_size": profile.batch_size, "seed": seed, "callbacks": callbacks, "verbose": verbose}
-    if variant.kind == "cnn":
+    if variant.kind == "cnn" and variant.remedy is not None:
+        history, record["remedy"] = _train_with_remedy(model, variant, train, profile, seed=seed,
+                                                       epochs=epochs or profile.cnn_epochs, common=common,
+                                                       generator=generator, scope=scope)
+    elif variant.kind == "cnn":
         history = trainers.train_classifier(model, train, epochs=epochs or profile.cnn_epochs,
                                             sampling_probs=sampling_probs, **common)
     elif variant.kind == "vae":
@@ -134,6 +181,66 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     record["resampling_log"] = log
     return model, record
+
+
+def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """The faces a latent remedy adds (uint8 images) and where they came from (``anchors``: positions in
+    ``train.face_idx`` of the faces each code started from; the oracle's probe accuracy)."""
+    from lab_utils.training import augmentation
+
+    settings = variant.settings
+    mu, logvar = augmentation.encode_all(generator, train)
+    info: dict[str, Any] = {"n_generated": settings["n_generated"]}
+    if variant.remedy == "latent_rare":
+        codes, anchors = augmentation.rare_codes(mu, logvar, settings["n_generated"], seed=seed, mix=settings["mix"],
+                                                 noise=settings["noise"], rule=DEFAULT_RULE, alpha=DEFAULT_ALPHA)
+    elif variant.remedy == "latent_uniform":
+        codes, anchors = augmentation.uniform_codes(mu, logvar, settings["n_generated"], seed=seed,
+                                                    mix=settings["mix"], noise=settings["noise"])
+    elif variant.remedy == "latent_oracle":
+        if "darker" not in train.attributes:
+            raise ValueError("latent_oracle reads the 'darker' attribute of the training faces; this training set "
+                             "has none (the embedded benchmark records it).")
+        darker = np.asarray(train.attributes["darker"])[train.face_idx]  # the oracle reads the attribute
+        codes, anchors, info["probe_accuracy"] = augmentation.complementary_codes(
+            mu, darker, settings["n_generated"], seed=seed)
+    else:
+        raise ValueError(f"{variant.name}: {variant.remedy!r} is not a latent remedy.")
+    info["anchors"] = anchors
+    return augmentation.decode_images(generator, codes), info
+
+
+def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile: Profile, *, seed: int,
+                       epochs: int, common: dict, generator: Any, scope: Any) -> tuple[Any, dict]:
+    """The detector's training under a remedy, at the plain detector's budget: ``epochs`` passes' worth of steps
+    over the *original* training set, however many faces are added."""
+    from lab_utils.nn.backbones import build_backbone
+    from lab_utils.training import augmentation, trainers, upweighting
+
+    steps = max(1, len(train) // profile.batch_size)
+    settings = variant.settings
+    if variant.remedy == "jtt":
+        t0 = time.perf_counter()
+        with scope:
+            first = build_backbone(variant.backbone)
+        trainers.train_classifier(first, train, epochs=settings["first_epochs"], **common)
+        probs = trainers.predict_face_probs(first, train.images[train.face_idx])
+        weights = upweighting.error_weights(probs, settings["upweight"])
+        info = {"n_errors": int((weights > 1).sum()), "errors": np.flatnonzero(weights > 1),
+                "first_stage_seconds": time.perf_counter() - t0}
+        history = trainers.train_classifier(model, train, epochs=epochs, steps_per_epoch=steps,
+                                            sampling_probs=weights, **common)
+        return history, info
+    generator_seconds = 0.0
+    if generator is None:
+        t0 = time.perf_counter()
+        generator, _ = train_variant(LAB_VARIANTS["dbvae"], train, profile, seed=seed, verbose=common["verbose"])
+        generator_seconds = time.perf_counter() - t0
+    images, info = generated_faces(variant, generator, train, seed=seed)
+    info["generator_seconds"] = generator_seconds
+    augmented = augmentation.with_generated_faces(train, images)
+    history = trainers.train_classifier(model, augmented, epochs=epochs, steps_per_epoch=steps, **common)
+    return history, info
 
 
 def model_path(kind: str, profile: Profile, seed: int) -> Path:

@@ -1,0 +1,154 @@
+"""New training faces decoded from a VAE's latent space: Lab 5's "generate instead of resample" remedies.
+
+Resampling can only show the rare faces it has more often; a decoder can make new ones. Three ways to choose
+the latent codes to decode, all with the same decoder:
+
+* :func:`rare_codes` (label-free): codes near the faces the DB-VAE's resampler weights most, by interpolating
+  between two such faces and adding some of their posterior noise. Reads no attribute.
+* :func:`uniform_codes` (label-free control): codes of faces drawn uniformly, decoded the same way, so a
+  comparison can tell "more rare faces" from "any decoded image" (decoded faces are blurrier than photographs,
+  and a detector may learn that artefact instead).
+* :func:`complementary_codes` (**reads the skin-tone attribute**, an oracle like label-aware oversampling):
+  a linear probe finds the lighter/darker boundary in latent space, and each chosen lighter face's code is
+  mirrored across it, keeping everything the probe does not see (Ramaswamy et al., CVPR 2021).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.nn.models import predict_batch
+from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_BINS, DEFAULT_RULE, Rule, histogram_weights
+from lab_utils.validation import integer, number
+
+GENERATED = "generated"
+"""Attribute marking decoded faces (1) in an augmented dataset, so evaluation can tell them apart."""
+
+
+def encode_all(model: Any, dataset: FaceDataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Latent means and log-variances of the dataset's faces (``face_idx`` order). Reads no attribute."""
+    if not callable(getattr(model, "encode", None)):
+        raise ValueError(f"model must have encode(x) -> (mu, logvar) (a DBVAE or VAE), got {type(model).__name__}.")
+    face_idx = dataset.face_idx
+    if len(face_idx) == 0:
+        raise ValueError(f"{dataset.name}: no faces (label 1) to encode.")
+    mus, logvars = [], []
+    for start in range(0, len(face_idx), batch_size):
+        mu, logvar = model.encode(dataset.as_float(face_idx[start: start + batch_size]))
+        mus.append(np.asarray(mu, dtype=np.float64))
+        logvars.append(np.asarray(logvar, dtype=np.float64))
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def _interpolate(mu: np.ndarray, logvar: np.ndarray, anchors: np.ndarray, partners: np.ndarray,
+                 rng: np.random.Generator, mix: float, noise: float) -> np.ndarray:
+    t = rng.uniform(0.0, mix, size=(len(anchors), 1))
+    z = (1 - t) * mu[anchors] + t * mu[partners]
+    return z + noise * np.exp(0.5 * logvar[anchors]) * rng.standard_normal(z.shape)
+
+
+def _check_draw(n: int, mix: float, noise: float) -> int:
+    number("mix", mix, low=0.0, high=1.0)
+    number("noise", noise, low=0.0)
+    return integer("n", n)
+
+
+def rare_codes(mu: np.ndarray, logvar: np.ndarray, n: int, *, seed: int = 0, mix: float = 0.5,
+               noise: float = 0.5, rule: str | Rule = DEFAULT_RULE, alpha: float = DEFAULT_ALPHA,
+               bins: int = DEFAULT_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` latent codes where faces are rare, and the index of the face each started from.
+
+    Anchor and partner faces are drawn with the resampler's weights (``rule``, ``alpha``, ``bins``, as in
+    training); each code lies a fraction ``U(0, mix)`` of the way from the anchor to the partner, plus ``noise``
+    times the anchor's posterior standard deviation of Gaussian noise.
+    """
+    n = _check_draw(n, mix, noise)
+    weights = histogram_weights(np.asarray(mu), bins=bins, alpha=alpha, rule=rule)
+    rng = np.random.default_rng(seed)
+    anchors = rng.choice(len(weights), size=n, p=weights)
+    partners = rng.choice(len(weights), size=n, p=weights)
+    return _interpolate(np.asarray(mu), np.asarray(logvar), anchors, partners, rng, mix, noise), anchors
+
+
+def uniform_codes(mu: np.ndarray, logvar: np.ndarray, n: int, *, seed: int = 0, mix: float = 0.5,
+                  noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`rare_codes` with every face equally likely: the control for decoding as such."""
+    n = _check_draw(n, mix, noise)
+    rng = np.random.default_rng(seed)
+    anchors = rng.integers(0, len(mu), size=n)
+    partners = rng.integers(0, len(mu), size=n)
+    return _interpolate(np.asarray(mu), np.asarray(logvar), anchors, partners, rng, mix, noise), anchors
+
+
+def fit_linear_probe(codes: np.ndarray, target: np.ndarray, *, steps: int = 500,
+                     learning_rate: float = 0.5) -> tuple[np.ndarray, float, float]:
+    """Class-balanced logistic regression ``target ~ codes`` by gradient descent on standardised codes.
+
+    Returns ``(w, b, accuracy)`` in the *original* code units (``w @ z + b`` is the logit) and the balanced
+    training accuracy, which says how linearly the attribute is written in the latent space.
+    """
+    x = np.asarray(codes, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64).reshape(-1)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"codes must be (N, k) with one target per row, got {x.shape} and {y.shape}.")
+    if not np.isin(y, (0.0, 1.0)).all() or y.min() == y.max():
+        raise ValueError("target must be 0/1 with both classes present (e.g. the 'darker' attribute of faces).")
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
+    xs = (x - mean) / std
+    sample_w = np.where(y == 1, 0.5 / y.sum(), 0.5 / (1 - y).sum())
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(integer("steps", steps)):
+        p = 1.0 / (1.0 + np.exp(-(xs @ w + b)))
+        grad = sample_w * (p - y)
+        w -= learning_rate * (xs.T @ grad)
+        b -= learning_rate * grad.sum()
+    pred = (xs @ w + b) > 0
+    accuracy = 0.5 * (pred[y == 1].mean() + (~pred[y == 0]).mean())
+    w_orig = w / std
+    return w_orig, float(b - w_orig @ mean), float(accuracy)
+
+
+def complementary_codes(mu: np.ndarray, darker: np.ndarray, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """**Reads the skin-tone attribute.** Mirror ``n`` lighter faces' codes across the probe's boundary.
+
+    Returns the new codes, the lighter faces they came from, and the probe's balanced accuracy. Mirroring puts
+    each code as far on the darker side as it was on the lighter side and changes nothing the probe's
+    direction does not touch.
+    """
+    n = integer("n", n)
+    mu = np.asarray(mu, dtype=np.float64)
+    darker = np.asarray(darker).reshape(-1)
+    w, b, accuracy = fit_linear_probe(mu, darker == 1)
+    lighter = np.flatnonzero(darker == 0)
+    rng = np.random.default_rng(seed)
+    anchors = rng.choice(lighter, size=n, replace=n > len(lighter))
+    logit = mu[anchors] @ w + b
+    return mu[anchors] - 2 * (logit / (w @ w))[:, None] * w, anchors, accuracy
+
+
+def decode_images(model: Any, codes: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """uint8 RGB images decoded from latent codes by ``model.decoder``."""
+    decoder = getattr(model, "decoder", None)
+    if decoder is None:
+        raise ValueError(f"model must have a decoder (a DBVAE or VAE), got {type(model).__name__}.")
+    codes = np.asarray(codes, dtype=np.float32)
+    out = [np.asarray(predict_batch(decoder, codes[s: s + batch_size])) for s in range(0, len(codes), batch_size)]
+    images = np.concatenate(out) if out else np.zeros((0, 64, 64, 3), np.float32)
+    return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
+
+
+def with_generated_faces(train: FaceDataset, images: np.ndarray, name: str | None = None) -> FaceDataset:
+    """``train`` plus ``images`` as extra faces. Their attributes are unknown (-1 / NaN) except ``generated``."""
+    images = np.asarray(images)
+    n = len(images)
+    attributes = {}
+    for key, values in train.attributes.items():
+        values = np.asarray(values)
+        fill = np.nan if np.issubdtype(values.dtype, np.floating) else -1
+        attributes[key] = np.concatenate([values, np.full(n, fill, dtype=values.dtype)])
+    attributes[GENERATED] = np.concatenate([np.zeros(len(train), np.int8), np.ones(n, np.int8)])
+    return FaceDataset(np.concatenate([train.images, images]), np.concatenate([train.labels, np.ones(n, np.float32)]),
+                       attributes, name=name or f"{train.name}+{n} generated")
