@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lab_utils import GROUPS
+from lab_utils.evaluation.metrics import SMALL_GROUP
 from lab_utils.evaluation.results import DetectorEvaluation
 from lab_utils.files import write_text_atomic
 
@@ -20,7 +21,10 @@ def describe_gap(name: str, result: DetectorEvaluation) -> str:
     """One line on the lighter-darker recall gap and what its 95% interval allows one to say, plus a warning
     when every group fails (a small gap between groups that all fail is no achievement)."""
     gap = result.lighter_darker_gap
-    side = ("lighter faces are detected more often" if gap.low > 0 else
+    smallest = min((r.n for r in result.recall.values() if r.n), default=0)
+    side = (f"only {smallest} faces in the smallest group: no conclusion about a gap can be drawn, whatever the "
+            "interval (a bootstrap over so few faces understates the uncertainty)" if smallest < SMALL_GROUP else
+            "lighter faces are detected more often" if gap.low > 0 else
             "darker faces are detected more often" if gap.high < 0 else
             "the interval includes zero: no gap can be claimed")
     line = (f"{name}: lighter - darker recall {100 * gap.value:+.1f} pts "

@@ -243,20 +243,22 @@ def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile
     return history, info
 
 
-def model_path(kind: str, profile: Profile, seed: int) -> Path:
-    """Where the notebooks save and look for a trained model of this kind, profile and seed."""
+def model_path(kind: str, profile: Profile, seed: int, dataset: str = "embedded") -> Path:
+    """Where the notebooks save and look for a trained model of this kind, profile, seed and dataset."""
+    from lab_utils.data.sources import dataset_name
     from lab_utils.running.env import output_dir
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
-    return output_dir("models") / f"{kind}-{profile.name}-seed{seed}.keras"
+    data = "" if dataset_name(dataset) == "embedded" else f"{dataset_name(dataset)}-"
+    return output_dir("models") / f"{kind}-{data}{profile.name}-seed{seed}.keras"
 
 
-def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int = 0) -> Any:
-    """The model an earlier notebook saved for this profile and seed, else the same model trained now."""
+def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int = 0, dataset: str = "embedded") -> Any:
+    """The model an earlier notebook saved for this profile, seed and dataset, else the same model trained now."""
     from lab_utils.nn import models
 
-    path = model_path(kind, profile, seed)
+    path = model_path(kind, profile, seed, dataset)
     if path.is_file():
         try:
             model = models.load_model(path)

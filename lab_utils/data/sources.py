@@ -1,0 +1,150 @@
+"""Which data a lab runs on: the embedded benchmark (default, offline) or real photographs ("reference").
+
+``"reference"`` trains on the reference lab's ``train_face.h5`` (CelebA faces and ImageNet non-faces),
+sub-sampled to the profile's size, and tests on real, labelled faces: a PPB-layout folder or a CSV table named by
+``$LAB_TEST_FACES``, else the reference lab's own 20 test faces (5 per group), plus non-faces held out from the
+training file. Real data records no skin tone for the training faces and no exposure or pose at all; the cells
+that need them ask :func:`has_attributes` first and say what they cannot show.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lab_utils import GROUPS
+from lab_utils.data import loaders
+from lab_utils.data.dataset import FaceDataset
+from lab_utils.data.download import download
+from lab_utils.running.profiles import Profile
+
+DATASET_ENV = "LAB_DATASET"
+TEST_FACES_ENV = "LAB_TEST_FACES"
+REFERENCE_TRAIN_ENV = "LAB_REFERENCE_TRAIN"
+REFERENCE_FACES_ENV = "LAB_REFERENCE_FACES_URL"
+DATASETS = ("embedded", "reference")
+REFERENCE_FACES_URL = "https://raw.githubusercontent.com/aamini/introtodeeplearning/master/mitdeeplearning/data/faces"
+"""Where the reference lab keeps its test faces: ``<url>/<group>/<i>.png``."""
+REFERENCE_FACES_PER_GROUP = 5
+CSV_COLUMNS = {"image": "path of the image, relative to the CSV's folder", "group": "LF, LM, DF or DM"}
+
+
+def dataset_name(name: str | None = None) -> str:
+    """``name``, else ``$LAB_DATASET``, else ``"embedded"``; refuses anything but :data:`DATASETS`."""
+    chosen = (name or os.environ.get(DATASET_ENV) or "embedded").strip().lower()
+    if chosen not in DATASETS:
+        raise ValueError(f"Unknown dataset {chosen!r} (from the argument or ${DATASET_ENV}); choose one of {DATASETS}: "
+                         "'embedded' (generated here, offline) or 'reference' (real photographs, downloaded once).")
+    return chosen
+
+
+def load_lab_data(dataset: str | None, profile: Profile, *, seed: int = 0, cache_dir: str | os.PathLike | None = None,
+                  progress: bool = True) -> tuple[FaceDataset, FaceDataset]:
+    """The (train, test) pair a lab runs on, with a line saying which."""
+    from lab_utils.data import benchmark
+    from lab_utils.running.env import data_dir
+
+    name = dataset_name(dataset)
+    cache = Path(cache_dir) if cache_dir is not None else data_dir()
+    if name == "embedded":
+        return benchmark.load_benchmark(benchmark.config_from_profile(profile, seed=seed), cache_dir=cache,
+                                        progress=progress)
+    train, test = load_reference_data(profile, seed=seed, cache_dir=cache)
+    print(f"Dataset 'reference': {len(train.face_idx)} training faces and {len(train.nonface_idx)} non-faces from "
+          f"{train.name}, {len(test.face_idx)} test faces from {test.name} and {len(test.nonface_idx)} held-out "
+          "non-faces. The training faces have no skin-tone labels; cells that need them say so and carry on.")
+    return train, test
+
+
+def load_reference_data(profile: Profile, *, seed: int = 0, train_source: str | os.PathLike | None = None,
+                        test_faces: str | os.PathLike | None = None,
+                        cache_dir: str | os.PathLike | None = None) -> tuple[FaceDataset, FaceDataset]:
+    """Real photographs at the profile's scale; see the module docstring. ``train_source`` (a path or URL;
+    default ``$LAB_REFERENCE_TRAIN``, else the reference lab's URL) and ``test_faces`` (a folder or a ``.csv``;
+    default ``$LAB_TEST_FACES``, else the reference lab's 20 faces) choose the files."""
+    from lab_utils.running.env import data_dir
+
+    cache = Path(cache_dir) if cache_dir is not None else data_dir()
+    source = train_source or os.environ.get(REFERENCE_TRAIN_ENV) or loaders.REFERENCE_TRAIN_URL
+    full = loaders.load_reference_training_file(source, cache_dir=cache)
+    rng = np.random.default_rng(seed)
+    nonfaces = rng.permutation(full.nonface_idx)
+    n_test_nonfaces = min(profile.n_test_nonfaces, len(nonfaces) // 2)
+    held_out, train_nonfaces = nonfaces[:n_test_nonfaces], nonfaces[n_test_nonfaces:]
+    faces = rng.permutation(full.face_idx)[:profile.n_train_faces]
+    train_idx = np.sort(np.concatenate([faces, train_nonfaces[:profile.n_train_nonfaces]]))
+    if len(faces) == 0 or len(train_nonfaces) == 0:
+        raise ValueError(f"{source}: the training file needs faces and at least two non-faces (label 0), got "
+                         f"{len(full.face_idx)} faces and {len(full.nonface_idx)} non-faces.")
+    train = full.subset(train_idx, name=full.name)
+    test_source = test_faces or os.environ.get(TEST_FACES_ENV) or None
+    faces_ds = load_test_faces(test_source, cache_dir=cache)
+    return train, _with_nonfaces(faces_ds, full.subset(held_out))
+
+
+def load_test_faces(source: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None) -> FaceDataset:
+    """Labelled real faces: a PPB-layout folder (``LF/ LM/ DF/ DM/``), a CSV table with columns ``image`` and
+    ``group``, or (``None``) the reference lab's 20 test faces, fetched once into ``cache_dir``."""
+    if source is None:
+        from lab_utils.running.env import data_dir
+
+        return loaders.load_ppb_folders(fetch_reference_faces(Path(cache_dir) if cache_dir is not None else data_dir()))
+    path = Path(source)
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such CSV file (from the argument or ${TEST_FACES_ENV}). It needs the "
+                                    f"columns {CSV_COLUMNS}.")
+        return loaders.load_image_table(path, image_column="image", group_column="group")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} (from the argument or ${TEST_FACES_ENV}) is neither a folder with LF/ LM/ DF/ "
+                                f"DM/ sub-folders nor a .csv table with the columns {CSV_COLUMNS}.")
+    return loaders.load_ppb_folders(path)
+
+
+def fetch_reference_faces(cache_dir: Path) -> Path:
+    """The reference lab's test faces in ``cache_dir/reference_test_faces/<group>/<i>.png``, downloaded once
+    (``$LAB_REFERENCE_FACES_URL`` points elsewhere, e.g. a mirror)."""
+    base = (os.environ.get(REFERENCE_FACES_ENV) or REFERENCE_FACES_URL).rstrip("/")
+    root = cache_dir / "reference_test_faces"
+    for group in GROUPS:
+        for i in range(REFERENCE_FACES_PER_GROUP):
+            target = root / group / f"{i}.png"
+            if not target.is_file():
+                download(f"{base}/{group}/{i}.png", target, progress=False)
+    return root
+
+
+def _with_nonfaces(faces: FaceDataset, nonfaces: FaceDataset) -> FaceDataset:
+    """Test faces (with their group attributes) followed by non-faces (group -1, other attributes unknown)."""
+    keys = set(faces.attributes)
+    attributes = {}
+    for key in keys:
+        values = np.asarray(faces.attributes[key])
+        fill = np.nan if np.issubdtype(values.dtype, np.floating) else -1
+        pad = np.full(len(nonfaces), fill, dtype=values.dtype if values.dtype.kind in "iuf" else object)
+        attributes[key] = np.concatenate([values, pad])
+    return FaceDataset(np.concatenate([faces.images, nonfaces.images]),
+                       np.concatenate([faces.labels, np.zeros(len(nonfaces), np.float32)]), attributes,
+                       name=f"{faces.name} + {len(nonfaces)} held-out non-faces")
+
+
+def has_attributes(dataset: FaceDataset, names: list[str] | tuple[str, ...], *, what: str, faces_only: bool = True) -> bool:
+    """Whether ``dataset`` records every attribute in ``names`` (for its faces); if not, prints one line saying
+    that ``what`` cannot be shown on this dataset, so the cell can skip that part and carry on."""
+    idx = dataset.face_idx if faces_only else np.arange(len(dataset))
+    missing = []
+    for name in names:
+        values = dataset.attributes.get(name)
+        if values is None or len(idx) == 0:
+            missing.append(name)
+            continue
+        values = np.asarray(values)[idx]
+        known = ~np.isnan(values) if np.issubdtype(values.dtype, np.floating) else (values != -1)
+        if not known.any():
+            missing.append(name)
+    if missing:
+        print(f"{dataset.name} records no {', '.join(missing)} for its {'faces' if faces_only else 'images'}, so "
+              f"this cell cannot show {what}; carrying on.")
+    return not missing
