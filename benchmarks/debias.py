@@ -389,33 +389,9 @@ def load_checkpoint(path: Path, identity: dict, resume: bool) -> tuple[dict[str,
 
 
 def _plots(summary: dict, meta: dict, out: Path, name: str) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(max(6, 1.2 * len(summary) + 3), 4), layout="constrained")
-    ax = fig.add_subplot()
-    x = np.arange(len(GROUPS))
-    width = 0.8 / len(summary)
-    for i, (variant, s) in enumerate(summary.items()):
-        means = np.array([s[f"recall_{g}"]["mean"] for g in GROUPS]) * 100
-        half = np.array([s[f"recall_{g}"]["ci_high"] - s[f"recall_{g}"]["mean"] for g in GROUPS]) * 100
-        ax.bar(x + (i - (len(summary) - 1) / 2) * width, means, width,
-               yerr=np.nan_to_num(half), capsize=2, label=variant)
-    ax.set_xticks(x, GROUPS)
-    ax.set_ylabel("recall (%), mean ± 95% CI over seeds")
-    ax.set_title("Detection rate per group")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    plots.save_figure(fig, out / f"{name}_group_recall.png")
-
-    def point(v: str, s: dict) -> dict:
-        variant = meta["variants"].get(v, {})
-        series = f"{variant['rule']} rule, KL {variant['kl_weight']:g}" if variant.get("resample") else None
-        return {"label": v, "accuracy": s["accuracy"]["mean"], "gap": s["gap_best_worst"]["mean"],
-                "accuracy_err": s["accuracy"]["std"], "gap_err": s["gap_best_worst"]["std"], "series": series,
-                "alpha": variant.get("alpha", 0.0)}
-
-    # Resampled variants sorted by alpha within each rule, so each rule's points form a curve across alpha.
-    points = sorted((point(v, s) for v, s in summary.items()), key=lambda p: (p["series"] or "", p["alpha"]))
-    plots.save_figure(plots.plot_tradeoff(points), out / f"{name}_tradeoff.png")
+    plots.save_figure(plots.plot_seed_recall(summary), out / f"{name}_group_recall.png")
+    plots.save_figure(plots.plot_tradeoff(plots.seed_tradeoff_points(summary, meta["variants"])),
+                      out / f"{name}_tradeoff.png")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_merge_refuses_overlapping_seeds_other_profiles_and_missing_files(tmp_pa
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     trained = []
 
-    def fake_run_one(variant, train, test, profile, seed, epochs=None):
+    def fake_run_one(variant, train, test, profile, seed, epochs=None, cache=None):
         if len(trained) == 3 and not resumed:
             raise KeyboardInterrupt  # cut off after three finished runs
         trained.append((seed, variant.name))
@@ -98,3 +98,34 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert not (tmp_path / "run.partial.json").exists()
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         debias.main(args + ["--resume"])
+
+
+def test_the_remedies_suite_names_known_variants_and_its_references():
+    suite = debias.SUITES["remedies"]
+    assert set(suite["variants"]) <= set(debias.VARIANTS)
+    assert set(suite["references"]) <= set(suite["variants"]) and suite["first_seed"] >= 3 and suite["seeds"] >= 5
+    oracles = [v for v in suite["variants"] if debias.VARIANTS[v].reads_attributes]
+    assert oracles and all("oracle" in v for v in oracles)  # anything that reads the attribute says so in its name
+
+
+def test_remedy_diagnostics_and_ap_reach_the_table():
+    import numpy as np
+
+    from lab_utils.data.dataset import FaceDataset
+
+    darker = np.array([1, 0, 0, 0, 1, 0], np.int8)
+    train = FaceDataset(np.zeros((8, 64, 64, 3), np.uint8), np.r_[np.ones(6), np.zeros(2)],
+                        {"darker": np.r_[darker, [-1, -1]].astype(np.int8)})
+    rec = record(0, 0.8)
+    rec.update(remedy={"anchors": np.array([0, 4, 1, 2]), "errors": np.array([], int)},
+               ap={g: 0.9 for g in GROUPS}, n_params=10)
+    rec["evaluation"]["score_kl_lighter_darker"] = 0.1
+    debias._remedy_diagnostics(rec, train)
+    assert rec["remedy"]["darker_share_of_anchors"] == 0.5 and np.isnan(rec["remedy"]["darker_share_of_errors"])
+    view = debias.scalar_view(rec)
+    assert view["ap_DF"] == 0.9 and view["ap_gap_lighter_darker"] == 0.0 and view["n_params"] == 10
+    summary = {"jtt": debias.seeds.summarize_seeds([view, view])}
+    table = debias.markdown(summary, {}, {"command": "c", "profile": "cpu", "sizes": "s", "seeds": [0, 1],
+                                          "machine": "m", "total_minutes": 1.0, "target_fpr": 0.01},
+                            {"jtt": [0.5, 0.25]})
+    assert "| jtt | 90.0 ± 0.0 | 90.0 ± 0.0 | 90.0 ± 0.0 | 90.0 ± 0.0 | 0.0 ± 0.0 | 0.100 ± 0.000 | 10 | 37.5% |" in table

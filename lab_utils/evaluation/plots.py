@@ -176,6 +176,41 @@ def plot_tradeoff(points: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
+def plot_seed_recall(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figure:
+    """Per-group recall of each variant, mean and 95% interval over seeds, from a multi-seed summary
+    (``benchmarks/debias.py``'s ``summary``: ``{variant: {"recall_LF": {"mean", "ci_high", ...}, ...}}``)."""
+    if not summary:
+        raise ValueError("plot_seed_recall needs at least one variant's summary.")
+    fig = plt.figure(figsize=(max(6, 1.2 * len(summary) + 3), 4), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(GROUPS))
+    width = 0.8 / len(summary)
+    for i, (variant, s) in enumerate(summary.items()):
+        means = np.array([s[f"recall_{g}"]["mean"] for g in GROUPS]) * 100
+        half = np.array([s[f"recall_{g}"]["ci_high"] - s[f"recall_{g}"]["mean"] for g in GROUPS]) * 100
+        ax.bar(x + (i - (len(summary) - 1) / 2) * width, means, width, yerr=np.nan_to_num(half), capsize=2,
+               label=variant, color=OKABE_ITO[i % len(OKABE_ITO)])
+    ax.set_xticks(x, GROUPS)
+    ax.set_ylabel("recall (%), mean ± 95% CI over seeds")
+    ax.set_title("Detection rate per group")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def seed_tradeoff_points(summary: Mapping[str, Mapping[str, Mapping[str, float]]],
+                         variants: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`plot_tradeoff` points (mean ± std over seeds) from a multi-seed summary; resampled DB-VAEs of one
+    rule and KL weight form a series, sorted by alpha, so each rule draws its curve across alpha."""
+    def point(name: str, s: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+        variant = variants.get(name, {})
+        series = f"{variant['rule']} rule, KL {variant['kl_weight']:g}" if variant.get("resample") else None
+        return {"label": name, "accuracy": s["accuracy"]["mean"], "gap": s["gap_best_worst"]["mean"],
+                "accuracy_err": s["accuracy"]["std"], "gap_err": s["gap_best_worst"]["std"], "series": series,
+                "alpha": variant.get("alpha", 0.0)}
+
+    return sorted((point(n, s) for n, s in summary.items()), key=lambda p: (p["series"] or "", p["alpha"]))
+
+
 def plot_history(history: Mapping[str, Sequence[float]] | Any, keys: Sequence[str] | None = None, *,
                  xlabel: str = "epoch", logy: bool = False) -> Figure:
     """Loss curves from a Keras ``History`` (or its ``.history`` dict); validation curves are dashed in the

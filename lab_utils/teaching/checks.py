@@ -161,3 +161,19 @@ def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[...,
         hint=f"per dimension, Q = bin counts / number of faces in equal-width bins from min to max (not "
              f"density=True, whose scale depends on the bin width); weight 1 / (Q + alpha); {combine}; "
              "normalise to sum to 1")
+
+
+def check_error_weights(fn: Any) -> Callable[..., Any]:
+    """fn(face_probs, upweight, threshold) -> sampling weight per training face (N,): upweight where missed, else 1."""
+
+    def make_inputs(rng: np.random.Generator) -> list[Case]:
+        cases = []
+        for upweight, threshold in ((5.0, 0.5), (20.0, 0.625)):
+            probs = rng.uniform(0.0, 1.0, 40).astype(np.float32)
+            probs[rng.choice(40, 3, replace=False)] = threshold  # ties: a face at the threshold was found
+            cases.append({"face_probs": probs, "upweight": upweight, "threshold": threshold})
+        return cases
+
+    return check_function("error_weights", fn, LazyReference("lab_utils.training.upweighting", "error_weights"),
+                          make_inputs, hint="a face the first detector missed has prob < threshold; it gets weight "
+                                            "upweight, every other face weight 1")

@@ -138,7 +138,8 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
 
 def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, seed: int = 0,
                   epochs: int | None = None, callbacks: Sequence[Any] = (),
-                  verbose: Any = "auto", strategy: Any = None, generator: Any = None) -> tuple[Any, dict]:
+                  verbose: Any = "auto", strategy: Any = None, generator: Any = None,
+                  error_weights_fn: Any = None) -> tuple[Any, dict]:
     """Build and train one variant; returns the model and a record (history, resampling log, time).
 
     ``callbacks`` (Keras callbacks) run after the variant's own, e.g. to look at the latent space each epoch.
@@ -146,6 +147,8 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     its scope, which is where Keras takes the strategy to train with; the profile's batch size is then split
     across the replicas. ``generator`` (a trained DB-VAE or VAE) decodes the faces of the latent remedies; without
     one they train the labs' DB-VAE first and count its time in ``record["remedy"]["generator_seconds"]``.
+    ``error_weights_fn(face_probs, upweight)`` (default :func:`~lab_utils.training.upweighting.error_weights`)
+    turns JTT's first-stage probabilities into sampling weights: Lab 5 passes the student's.
     """
     from lab_utils.nn import models
     from lab_utils.nn.backbones import build_backbone
@@ -167,7 +170,8 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     if variant.kind == "cnn" and variant.remedy is not None:
         history, record["remedy"] = _train_with_remedy(model, variant, train, profile, seed=seed,
                                                        epochs=epochs or profile.cnn_epochs, common=common,
-                                                       generator=generator, scope=scope)
+                                                       generator=generator, scope=scope,
+                                                       error_weights_fn=error_weights_fn)
     elif variant.kind == "cnn":
         history = trainers.train_classifier(model, train, epochs=epochs or profile.cnn_epochs,
                                             sampling_probs=sampling_probs, **common)
@@ -211,7 +215,8 @@ def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, see
 
 
 def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile: Profile, *, seed: int,
-                       epochs: int, common: dict, generator: Any, scope: Any) -> tuple[Any, dict]:
+                       epochs: int, common: dict, generator: Any, scope: Any,
+                       error_weights_fn: Any = None) -> tuple[Any, dict]:
     """The detector's training under a remedy, at the plain detector's budget: ``epochs`` passes' worth of steps
     over the *original* training set, however many faces are added."""
     from lab_utils.nn.backbones import build_backbone
@@ -225,7 +230,11 @@ def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile
             first = build_backbone(variant.backbone)
         trainers.train_classifier(first, train, epochs=settings["first_epochs"], **common)
         probs = trainers.predict_face_probs(first, train.images[train.face_idx])
-        weights = upweighting.error_weights(probs, settings["upweight"])
+        weights = np.asarray((error_weights_fn or upweighting.error_weights)(probs, settings["upweight"]),
+                             dtype=np.float64)
+        if weights.shape != probs.shape or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError(f"error_weights_fn returned shape {weights.shape}; it must return one finite weight >= 0 "
+                             f"per training face, shape {probs.shape}.")
         info = {"n_errors": int((weights > 1).sum()), "errors": np.flatnonzero(weights > 1),
                 "first_stage_seconds": time.perf_counter() - t0}
         history = trainers.train_classifier(model, train, epochs=epochs, steps_per_epoch=steps,

@@ -1,0 +1,88 @@
+"""Colab in CI: every notebook, solution and student, on a rebuilt fresh Colab CPU runtime.
+
+A separate environment holds Colab's pinned versions (``.ci/colab-runtime.txt``); ``lab_utils`` is not in it until
+each notebook's set-up cell installs it the Colab way (``--no-deps``, here from a copy of the checkout, as an upload
+would be); a stand-in ``google.colab`` module is imported at kernel start so the notebooks take their Colab branch;
+and every notebook runs at the smoke scale in a new working folder outside the checkout, as Colab's ``/content``.
+The environment is built once per version of the pins file and kept in ``~/.cache/lab_utils`` (``$LAB_COLAB_ENV``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab_utils.running.notebooks import lab_notebooks
+from lab_utils.running.env import project_root
+
+ROOT = project_root()
+PINS = ROOT / ".ci" / "colab-runtime.txt"
+INSTALL_TIMEOUT_S = 1800
+
+
+def pinned() -> dict[str, str]:
+    return dict(re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+)", PINS.read_text()))
+
+
+def colab_env() -> Path:
+    """The Colab-pinned environment, built if missing; a half-built one (a killed install) is rebuilt."""
+    digest = hashlib.sha256(PINS.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    base = Path(os.environ.get("LAB_COLAB_ENV") or Path.home() / ".cache" / "lab_utils")
+    env_dir = base / f"colab-env-{digest}"
+    done = env_dir / ".complete"
+    if done.is_file():
+        return env_dir
+    shutil.rmtree(env_dir, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=300)
+    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(PINS)], check=True,
+                   timeout=INSTALL_TIMEOUT_S)
+    done.write_text(PINS.read_text())
+    return env_dir
+
+
+def upload_of_the_checkout(target: Path) -> Path:
+    """What a student would upload: the package and the files its build reads."""
+    shutil.copytree(ROOT / "lab_utils", target / "lab_utils", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, target / name)
+    return target
+
+
+def test_every_notebook_runs_on_a_fresh_colab_runtime(tmp_path):
+    python = colab_env() / "bin" / "python"
+    standin = tmp_path / "standin" / "google" / "colab"  # no google/__init__.py: google.protobuf must still import
+    standin.mkdir(parents=True)
+    (standin / "__init__.py").write_text('"""Stand-in for Colab\'s module: its presence is what the notebooks test."""\n')
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text("import google.colab\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LAB_", "KERAS_", "VIRTUAL_ENV", "PYTHONPATH", "JUPYTER_", "IPYTHONDIR"))}
+    env.update(LAB_PROFILE="smoke", LAB_REPO=str(upload_of_the_checkout(tmp_path / "upload")),
+               PYTHONPATH=str(tmp_path / "standin"), IPYTHONDIR=str(tmp_path / "ipython"))
+    notebooks = lab_notebooks(ROOT / "labs") + lab_notebooks(ROOT / "labs" / "student")
+    out = tmp_path / "run"
+    proc = subprocess.run([str(python), str(ROOT / "tests" / "colab_runtime.py"), str(out), *map(str, notebooks)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    report = json.loads((out / "report.json").read_text())
+    assert [Path(r["notebook"]) for r in report] == notebooks
+
+    # the notebooks installed lab_utils (not editable, into the environment) and kept Colab's own versions
+    show = subprocess.run([str(python), "-m", "pip", "show", "lab_utils"], capture_output=True, text=True, env=env)
+    assert show.returncode == 0 and "Editable project location" not in show.stdout
+    versions = subprocess.run([str(python), "-c", "import tensorflow, keras, numpy; print(tensorflow.__version__, "
+                               "keras.__version__, numpy.__version__)"], capture_output=True, text=True, env=env)
+    pins = pinned()
+    assert versions.stdout.split() == [pins["tensorflow"], pins["keras"], pins["numpy"]]
+    first = json.loads(Path(report[0]["executed"]).read_text())
+    printed = "".join(o.get("text", "") for c in first["cells"] for o in c.get("outputs", []))
+    assert f"Keras {pins['keras']}" in printed, printed[:2000]
