@@ -8,20 +8,25 @@ data/        where images come from
   config.py       what a benchmark is: sizes, seed, frozen difficulty, cache key
   attributes.py   who is in each picture (skin tone, gender presentation, pose, ...), drawn before any pixel
   drawing.py      primitives and scenery;  faces.py  one person, top to bottom;  render.py  light, lens, sensor
+  sources.py      which data a lab runs on: "embedded" or "reference" (real photographs), $LAB_DATASET
   loaders.py      real data, opt-in: the reference lab's file, PPB folders, CSV tables;  download.py  fetching
   h5io.py         the HDF5 schema shared with the reference lab
 nn/          the models and what they minimise
   models.py       the CNN detector, the VAE and the DB-VAE (loss in compute_loss, any Keras backend)
   losses.py       KL divergence, reconstruction, the VAE and DB-VAE losses (Labs 2 and 3's exercises)
+  backbones.py    other detector bodies for Lab 5: a wider CNN, a small ResNet, a VGG-style network
   backend.py      what differs between TensorFlow, JAX and PyTorch, in one place
 training/    how they learn
   trainers.py     train_classifier, train_vae, train_dbvae, predict_face_probs
   resampling.py   the resampling rules (the max rule is Lab 3's exercise) and their diagnostics
   callbacks.py    the per-epoch resampling inside fit();  sampler.py  weighted training batches
-  experiments.py  named variants trained the same way by notebooks and benchmarks
+  augmentation.py Lab 5: new training faces decoded from rare latent codes (and the label-aware oracle's)
+  upweighting.py  Lab 5: Just Train Twice's error-based weights (Lab 5's exercise)
+  experiments.py  named variants (models, remedies) trained the same way by notebooks and benchmarks
 evaluation/  what came out
   metrics.py      per-group recall with bootstrap intervals, gaps, FPR, E[A], Var[A] (evaluate_detector)
-  threshold_free.py  recall at a matched FPR, per-group AUC;  seeds.py  several seeds;  results.py  the values
+  threshold_free.py  recall at a matched FPR, per-group AUC and AP;  seeds.py  several seeds;  results.py  the values
+  committed.py    the committed multi-seed results, read by Lab 5 (from the checkout, or fetched on Colab)
   reports.py      the words and tables a lab prints;  plots.py, galleries.py  the figures
 teaching/    the course around it
   checks.py       the exercises' self-checks;  exercise.py  how a check runs;  compare.py  what it says is wrong

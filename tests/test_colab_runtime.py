@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import nbformat
 
 from lab_utils.running.notebooks import lab_notebooks
 from lab_utils.running.env import project_root
@@ -72,6 +72,7 @@ def test_every_notebook_runs_on_a_fresh_colab_runtime(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([str(python), str(ROOT / "tests" / "colab_runtime.py"), str(out), *map(str, notebooks)],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=3600)
+    print(proc.stdout)  # one line per notebook, with its seconds
     assert proc.returncode == 0, f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     report = json.loads((out / "report.json").read_text())
     assert [Path(r["notebook"]) for r in report] == notebooks
@@ -83,6 +84,6 @@ def test_every_notebook_runs_on_a_fresh_colab_runtime(tmp_path):
                                "keras.__version__, numpy.__version__)"], capture_output=True, text=True, env=env)
     pins = pinned()
     assert versions.stdout.split() == [pins["tensorflow"], pins["keras"], pins["numpy"]]
-    first = json.loads(Path(report[0]["executed"]).read_text())
-    printed = "".join(o.get("text", "") for c in first["cells"] for o in c.get("outputs", []))
+    first = nbformat.read(report[0]["executed"], as_version=4)
+    printed = "".join(o.get("text", "") for c in first.cells for o in c.get("outputs", []))
     assert f"Keras {pins['keras']}" in printed, printed[:2000]
