@@ -69,7 +69,7 @@ SUITES = {
                "references": ["cnn", "dbvae_uniform", "dbvae_uniform_kl0.05"]},
     # Settings (upweight, number of generated faces) chosen on seeds 0-2 in remedies_selection.md; see README.
     "remedies": {"variants": ["cnn", LAB_DBVAE, "oracle_cnn_50pct", "latent_rare_n1000", "latent_uniform_n1000",
-                              "latent_oracle_n1000", "jtt_u20", "wide_cnn", "resnet", "vgg"],
+                              "latent_oracle_n1000", "jtt_u20", "wide_cnn", "resnet"],
                  "name": "remedies", "seeds": 5, "first_seed": 3, "references": ["cnn", LAB_DBVAE]},
 }
 DEFAULT_VARIANTS = ["cnn", "dbvae_uniform", "dbvae_product_a0.001", "dbvae_product_a1", "dbvae_max_a0.001",

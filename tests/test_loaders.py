@@ -74,7 +74,7 @@ def test_reference_url_downloads_once_into_cache(tmp_path):
     cache = tmp_path / "cache"
     ds = loaders.load_reference_training_file(source.as_uri(), cache_dir=cache, sha256=sha256_of(source))
     np.testing.assert_array_equal(ds.images, rgb)
-    assert [p.name for p in cache.iterdir()] == ["train_face.h5"]
+    assert sorted(p.name for p in cache.iterdir()) == ["train_face.h5", "train_face.h5.sha256"]
 
     source.unlink()  # the second call must not need the origin any more
     again = loaders.load_reference_training_file(source.as_uri(), cache_dir=cache)
@@ -291,3 +291,18 @@ def test_a_table_not_in_utf8_names_the_file_and_the_fix(table):
     path.write_bytes("image,name\np0.png,Jos\xe9\n".encode("latin-1"))
     with pytest.raises(ValueError, match="table.csv: not UTF-8 text.*save the table as UTF-8"):
         loaders.load_image_table(path)
+
+
+def test_a_downloaded_reference_file_is_checked_against_its_first_checksum(tmp_path, capsys):
+    source = tmp_path / "server" / "train_face.h5"
+    source.parent.mkdir()
+    write_reference_file(source)
+    cache = tmp_path / "cache"
+    loaders.load_reference_training_file(source.as_uri(), cache_dir=cache)
+    recorded = cache / "train_face.h5.sha256"
+    assert recorded.read_text().strip() == sha256_of(source)
+    cached = cache / "train_face.h5"
+    cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")  # damaged since
+    again = loaders.load_reference_training_file(source.as_uri(), cache_dir=cache)
+    assert "not the" in capsys.readouterr().out and sha256_of(cached) == sha256_of(source)
+    assert len(again) == 6

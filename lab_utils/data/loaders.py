@@ -20,6 +20,7 @@ from lab_utils import GROUPS
 from lab_utils.data import h5io
 from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
 from lab_utils.data.download import download, file_sha256
+from lab_utils.files import write_text_atomic
 from lab_utils.running.env import data_dir
 
 REFERENCE_TRAIN_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
@@ -285,21 +286,33 @@ def _column_array(values: list[str]) -> np.ndarray:
 
 
 def _download_reference_file(url: str, cache_dir: Path, sha256: str | None) -> FaceDataset:
+    """Download once; the SHA-256 of the first complete download is kept beside the file (``<name>.sha256``) and
+    checked on every later use, so a file damaged or swapped since is noticed even without a published checksum."""
     fname = Path(urlsplit(url).path).name or "train_face.h5"
     cache_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(cache_dir, os.W_OK):
         raise ValueError(f"cache_dir {cache_dir} is not writable; pass cache_dir= a folder you can write to.")
     target = cache_dir / fname
-    if target.is_file() and (sha256 is None or file_sha256(target) == sha256.lower()):
-        return h5io.load_dataset(target, name="reference_train")
+    recorded = target.with_name(target.name + ".sha256")
+    expected = sha256.lower() if sha256 else (recorded.read_text().strip() if recorded.is_file() else None)
+    if target.is_file():
+        actual = file_sha256(target)
+        if expected is None or actual == expected:
+            if not recorded.is_file():
+                write_text_atomic(recorded, actual + "\n")
+            return h5io.load_dataset(target, name="reference_train")
+        print(f"{target} has SHA-256 {actual}, not the {expected} recorded when it was downloaded: downloading "
+              "it again.")
+        target.unlink()
 
     try:
         download(url, target, sha256=sha256)
-        return h5io.load_dataset(target, name="reference_train")
+        dataset = h5io.load_dataset(target, name="reference_train")
     except ValueError as err:
         target.unlink(missing_ok=True)
         raise ValueError(
             f"The file downloaded from {url} is not a valid training file and was deleted: {err} "
             "Check the URL (Dropbox links need ?dl=1) and the sha256, then try again."
         ) from err
-
+    write_text_atomic(recorded, file_sha256(target) + "\n")
+    return dataset
