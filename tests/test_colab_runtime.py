@@ -41,7 +41,14 @@ def colab_env() -> Path:
     if done.is_file():
         return env_dir
     shutil.rmtree(env_dir, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=300)
+    made = subprocess.run([sys.executable, "-m", "venv", str(env_dir)], capture_output=True, text=True, timeout=300)
+    if made.returncode != 0:  # e.g. a Debian Python without ensurepip: virtualenv brings its own pip
+        shutil.rmtree(env_dir, ignore_errors=True)
+        fallback = subprocess.run([sys.executable, "-m", "virtualenv", str(env_dir)], capture_output=True, text=True,
+                                  timeout=300)
+        assert fallback.returncode == 0, (
+            f"Could not create the Colab environment: `python -m venv` said {made.stderr.strip()[-500:]!r} and "
+            "virtualenv is not available. Install python3-venv (or `pip install virtualenv`) and run again.")
     subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(PINS)], check=True,
                    timeout=INSTALL_TIMEOUT_S)
     done.write_text(PINS.read_text())
