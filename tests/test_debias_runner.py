@@ -129,3 +129,20 @@ def test_remedy_diagnostics_and_ap_reach_the_table():
                                           "machine": "m", "total_minutes": 1.0, "target_fpr": 0.01},
                             {"jtt": [0.5, 0.25]})
     assert "| jtt | 90.0 ± 0.0 | 90.0 ± 0.0 | 90.0 ± 0.0 | 90.0 ± 0.0 | 0.0 ± 0.0 | 0.100 ± 0.000 | 10 | 37.5% |" in table
+
+
+def test_a_latent_remedy_reuses_the_seeds_dbvae_as_generator(monkeypatch):
+    trained = []
+
+    def fake_train(variant, *args, **kwargs):
+        trained.append((variant.name, variant.kl_weight))
+        return f"model-{variant.kl_weight:g}", {"train_seconds": 7.0}
+
+    monkeypatch.setattr(debias, "train_variant", fake_train)
+    cache = {debias.LAB_DBVAE: ("lab-dbvae", 70.0)}  # what run_one stores after training the labs' DB-VAE
+    assert debias.generator_for(debias.VARIANTS["latent_rare_n1000"], None, None, 0, None, cache) == ("lab-dbvae", 70.0)
+    assert debias.generator_for(debias.VARIANTS["cnn"], None, None, 0, None, cache) == (None, 0.0)
+    sharp = debias.VARIANTS[f"latent_rare_n1000_kl{debias.LAB_KL:g}"]
+    assert debias.generator_for(sharp, None, None, 0, None, cache) == (f"model-{debias.LAB_KL:g}", 7.0)
+    assert debias.generator_for(sharp, None, None, 0, None, cache)[0] == f"model-{debias.LAB_KL:g}"
+    assert trained == [(f"generator_kl{debias.LAB_KL:g}", debias.LAB_KL)]  # trained once, then reused

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ REMEDIES = ("latent_rare", "latent_uniform", "latent_oracle", "jtt")
 drawn codes (the control), from codes mirrored across the skin-tone boundary (an oracle: reads the attribute),
 and Just Train Twice. Their settings live in ``Variant.options`` (see :data:`REMEDY_DEFAULTS`)."""
 REMEDY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "latent_rare": {"n_generated": 1000, "mix": 0.5, "noise": 0.5},
-    "latent_uniform": {"n_generated": 1000, "mix": 0.5, "noise": 0.5},
-    "latent_oracle": {"n_generated": 1000},
+    "latent_rare": {"n_generated": 1000, "mix": 0.5, "noise": 0.5, "generator_kl_weight": DEFAULT_KL_WEIGHT},
+    "latent_uniform": {"n_generated": 1000, "mix": 0.5, "noise": 0.5, "generator_kl_weight": DEFAULT_KL_WEIGHT},
+    "latent_oracle": {"n_generated": 1000, "generator_kl_weight": DEFAULT_KL_WEIGHT},
     "jtt": {"upweight": 20.0, "first_epochs": 1},
 }
 ORACLE_REMEDIES = ("latent_oracle",)
@@ -187,6 +187,11 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     return model, record
 
 
+def generator_variant(kl_weight: float) -> Variant:
+    """The DB-VAE a latent remedy decodes with: the labs' DB-VAE, at ``kl_weight``."""
+    return replace(LAB_VARIANTS["dbvae"], name=f"generator_kl{kl_weight:g}", kl_weight=kl_weight)
+
+
 def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, seed: int = 0) -> tuple[np.ndarray, dict]:
     """The faces a latent remedy adds (uint8 images) and where they came from (``anchors``: positions in
     ``train.face_idx`` of the faces each code started from; the oracle's probe accuracy)."""
@@ -243,7 +248,8 @@ def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile
     generator_seconds = 0.0
     if generator is None:
         t0 = time.perf_counter()
-        generator, _ = train_variant(LAB_VARIANTS["dbvae"], train, profile, seed=seed, verbose=common["verbose"])
+        generator, _ = train_variant(generator_variant(settings["generator_kl_weight"]), train, profile, seed=seed,
+                                     verbose=common["verbose"])
         generator_seconds = time.perf_counter() - t0
     images, info = generated_faces(variant, generator, train, seed=seed)
     info["generator_seconds"] = generator_seconds
