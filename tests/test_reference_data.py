@@ -6,6 +6,8 @@ them in ``test_reference_notebooks.py``.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -60,9 +62,38 @@ def test_the_environment_chooses_the_dataset_and_files(files, tmp_path, monkeypa
         sources.load_lab_data(None, SMOKE, cache_dir=tmp_path)
 
 
+def _mirror(root, monkeypatch):
+    """A mirror of the reference lab's 20 faces (stand-in images, under the real file names) and their checksums."""
+    made = write_ppb_folder(root.parent / f"{root.name}-made")
+    manifest = {}
+    for group, names in sources.REFERENCE_FACES.items():
+        (root / group).mkdir(parents=True)
+        manifest[group] = {}
+        for path, name in zip(sorted((made / group).iterdir()), names):
+            path.rename(root / group / name)
+            manifest[group][name] = hashlib.sha256((root / group / name).read_bytes()).hexdigest()
+    monkeypatch.setattr(sources, "REFERENCE_FACES", manifest)
+    monkeypatch.setenv(sources.REFERENCE_FACES_ENV, root.as_uri())
+    return root
+
+
+def test_the_reference_faces_are_pinned_with_checksums():
+    assert "fd8023c7804bd352fc7212ac3aa587bd90912653" in sources.REFERENCE_FACES_URL
+    assert [len(sources.REFERENCE_FACES[g]) for g in GROUPS] == [5, 5, 5, 5]
+    assert all(len(sha) == 64 for names in sources.REFERENCE_FACES.values() for sha in names.values())
+
+
+def test_a_mirror_serving_other_bytes_is_refused(files, tmp_path, monkeypatch):
+    mirror = _mirror(tmp_path / "mirror", monkeypatch)
+    victim = next((mirror / "DF").iterdir())
+    victim.write_bytes(victim.read_bytes() + b"x")
+    monkeypatch.delenv(sources.TEST_FACES_ENV, raising=False)
+    with pytest.raises(ValueError, match="SHA-256"):
+        sources.load_reference_data(SMOKE, train_source=files["h5"], cache_dir=tmp_path / "cache")
+
+
 def test_without_test_faces_the_reference_labs_twenty_are_fetched_once(files, tmp_path, monkeypatch):
-    mirror = write_ppb_folder(tmp_path / "mirror")
-    monkeypatch.setenv(sources.REFERENCE_FACES_ENV, mirror.as_uri())
+    mirror = _mirror(tmp_path / "mirror", monkeypatch)
     monkeypatch.delenv(sources.TEST_FACES_ENV, raising=False)
     cache = tmp_path / "cache"
     _, test = sources.load_reference_data(SMOKE, train_source=files["h5"], cache_dir=cache)

@@ -17,7 +17,7 @@ import numpy as np
 from lab_utils import GROUPS
 from lab_utils.data import loaders
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.data.download import download
+from lab_utils.data.download import download, file_sha256
 from lab_utils.running.profiles import Profile
 
 DATASET_ENV = "LAB_DATASET"
@@ -25,9 +25,32 @@ TEST_FACES_ENV = "LAB_TEST_FACES"
 REFERENCE_TRAIN_ENV = "LAB_REFERENCE_TRAIN"
 REFERENCE_FACES_ENV = "LAB_REFERENCE_FACES_URL"
 DATASETS = ("embedded", "reference")
-REFERENCE_FACES_URL = "https://raw.githubusercontent.com/aamini/introtodeeplearning/master/mitdeeplearning/data/faces"
-"""Where the reference lab keeps its test faces: ``<url>/<group>/<i>.png``."""
-REFERENCE_FACES_PER_GROUP = 5
+REFERENCE_FACES_URL = ("https://raw.githubusercontent.com/aamini/introtodeeplearning/"
+                       "fd8023c7804bd352fc7212ac3aa587bd90912653/mitdeeplearning/data/faces")
+"""Where the reference lab keeps its test faces, ``<url>/<group>/<file>``, pinned to one commit of its repository."""
+REFERENCE_FACES: dict[str, dict[str, str]] = {
+    "LF": {"1.png": "9385151c31c7f954bad430b8aba87ecaf5126a9a51ef8c236e371bbd16fba7ec",
+           "11.png": "f8ede813b2159cefa381d97dc392d0dc59e3f16a3c7f43354b448a2801d197b1",
+           "2.png": "d176d6f516b2f3ef5580026594e0e0b9726abb9e48c8be8684c837672db2f7a0",
+           "4.png": "c741c2cea2176a603baf16d2cd3b46957781f1911be54690325280f4404ca541",
+           "8.png": "9554d450d26450cab62b0701cd91a197f2fd45a88e3d5f5069100e2d0770bcb2"},
+    "LM": {"1.png": "2439a704d2c7bccd4b4011a96484345e7c4f3ad94dd95af78e25f55cccd4af02",
+           "11.png": "5f4bd4d79cd025641189901f31c99795c655d73f4e7328db4b89f8dad5df32c6",
+           "5.png": "4e5572b2f3aa549836827d75c2b3126cf12492256550861ae9c602845ddbc6f6",
+           "8.png": "ed813af66881eba66dbba28dfdedb8fc066ae0e3d044ef236aa849060ce2774f",
+           "9.png": "45bd43803c26609abd7589bb16f0ee511db265d92d2513356b4f60ca5797b57f"},
+    "DF": {"10.png": "f573ea5038f2c81612ebd82a9640950895a8fdef48488926e86625bf49f6250b",
+           "19.png": "2cce0eab19082d43ffdc8da7d68347dfdee51319e19c0b5d47450495e415e856",
+           "6.png": "bcb202d263cd6dc380636ec0427b685037be054a937ff312283f9fd4020c9135",
+           "7.png": "aba3b1fb0f660a25173c038fa89e4e78464f63cbc435b62ce2fe9735806ff0f6",
+           "9.png": "a77cd11f2f9ec816dc066d5254ac1b5592afda151f712b5557ca13037ffb547b"},
+    "DM": {"20.png": "5964abe033c1475a7799d1a462eefa8881c4da1b983b7c87a8aaf0762b93d02f",
+           "3.png": "4b41a0707e112c7070651b2a1bf77cc92624dbac6404cf3cd05eef66d76cffc0",
+           "5.png": "7d9fb55e021cb68b37ffa7672caacbf36868c74e7fc8f2034012143baae8ef0a",
+           "8.png": "f93aca0f830ee987426c3ee8b427f8300a84f562e897e37fb1c778be69731928",
+           "9.png": "82fb3a34bdf72914f2136637f322e37972cd80fa86e58e531cbbb305d624658e"},
+}
+"""The 20 test faces (5 per group) and their SHA-256, read from that commit."""
 CSV_COLUMNS = {"image": "path of the image, relative to the CSV's folder", "group": "LF, LM, DF or DM"}
 
 
@@ -104,15 +127,15 @@ def load_test_faces(source: str | os.PathLike | None = None, *, cache_dir: str |
 
 
 def fetch_reference_faces(cache_dir: Path) -> Path:
-    """The reference lab's test faces in ``cache_dir/reference_test_faces/<group>/<i>.png``, downloaded once
-    (``$LAB_REFERENCE_FACES_URL`` points elsewhere, e.g. a mirror)."""
+    """The reference lab's test faces in ``cache_dir/reference_test_faces/<group>/<file>``, downloaded once and
+    checked against their SHA-256 (``$LAB_REFERENCE_FACES_URL`` points elsewhere, e.g. a mirror with the same files)."""
     base = (os.environ.get(REFERENCE_FACES_ENV) or REFERENCE_FACES_URL).rstrip("/")
     root = cache_dir / "reference_test_faces"
     for group in GROUPS:
-        for i in range(REFERENCE_FACES_PER_GROUP):
-            target = root / group / f"{i}.png"
-            if not target.is_file():
-                download(f"{base}/{group}/{i}.png", target, progress=False)
+        for name, sha256 in REFERENCE_FACES[group].items():
+            target = root / group / name
+            if not target.is_file() or file_sha256(target) != sha256:
+                download(f"{base}/{group}/{name}", target, sha256=sha256, progress=False)
     return root
 
 
