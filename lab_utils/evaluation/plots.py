@@ -155,7 +155,8 @@ def plot_tradeoff(points: Sequence[Mapping[str, Any]]) -> Figure:
     bottom = np.nanmin(np.where(off, np.nan, acc - np.nan_to_num(acc_err))) - 1.0 if (~off).any() else 0.0
     handles, labels = [], []
     for i, pt in enumerate(points):
-        color, marker = OKABE_ITO[i % len(OKABE_ITO)], markers[i % len(markers)]
+        # colour and marker cycle at different rates, so no two of up to 64 points look alike
+        color, marker = OKABE_ITO[i % len(OKABE_ITO)], markers[(i + i // len(OKABE_ITO)) % len(markers)]
         if off[i]:
             (handle,) = ax.plot(gap[i], bottom, marker="v", color=color, linestyle="none")
             ax.annotate(f"{acc[i]:.1f}%", (gap[i], bottom), textcoords="offset points", xytext=(6, 3),
@@ -189,7 +190,11 @@ def plot_seed_recall(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -
         means = np.array([s[f"recall_{g}"]["mean"] for g in GROUPS]) * 100
         half = np.array([s[f"recall_{g}"]["ci_high"] - s[f"recall_{g}"]["mean"] for g in GROUPS]) * 100
         ax.bar(x + (i - (len(summary) - 1) / 2) * width, means, width, yerr=np.nan_to_num(half), capsize=2,
-               label=variant, color=OKABE_ITO[i % len(OKABE_ITO)])
+               label=variant, color=OKABE_ITO[i % len(OKABE_ITO)],
+               hatch=("", "//", "..", "xx")[(i // len(OKABE_ITO)) % 4])  # past 8 variants the colours repeat
+    lowest = min(100 * (s[f"recall_{g}"]["mean"] - np.nan_to_num(s[f"recall_{g}"]["ci_high"] - s[f"recall_{g}"]["mean"]))
+                 for s in summary.values() for g in GROUPS)
+    ax.set_ylim(max(0.0, 10 * np.floor(lowest / 10) - 5), 101)  # the differences live near the top
     ax.set_xticks(x, GROUPS)
     ax.set_ylabel("recall (%), mean ± 95% CI over seeds")
     ax.set_title("Detection rate per group")
