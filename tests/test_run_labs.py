@@ -62,7 +62,7 @@ def test_export_figures_writes_every_png_by_notebook_and_cell(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [(["--profile", "nonsense"], "Unknown profile 'nonsense'"),
-                                           (["--only", "9"], "No lab numbered 9; choose from [1, 2, 3, 4]"),
+                                           (["--only", "9"], "No lab numbered 9; choose from [1, 2, 3, 4, 5]"),
                                            (["--only"], "expected at least one argument")])
 def test_bad_arguments_exit_2_with_a_message_not_a_traceback(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
