@@ -166,7 +166,7 @@ def scalar_view(record: dict) -> dict:
 
 
 PAIRED_FIELDS = {"gap_lighter_darker": "lighter - darker gap", "darker_recall": "darker recall (DF, DM mean)",
-                 "fpr": "FPR", "accuracy": "accuracy"}
+                 "fpr": "FPR", "accuracy": "accuracy", "gap_at_fpr": "gap @ matched FPR"}
 
 
 def paired_differences(records: dict[str, list[dict]], reference: str) -> dict[str, dict]:
@@ -179,7 +179,7 @@ def paired_differences(records: dict[str, list[dict]], reference: str) -> dict[s
     def view(record: dict) -> dict:
         v = scalar_view(record)
         return {"gap_lighter_darker": v["gap_lighter_darker"], "darker_recall": (v["recall_DF"] + v["recall_DM"]) / 2,
-                "fpr": v["fpr"], "accuracy": v["accuracy"]}
+                "fpr": v["fpr"], "accuracy": v["accuracy"], "gap_at_fpr": v["gap_lighter_darker_at_fpr"]}
 
     ref = {r["seed"]: view(r) for r in records.get(reference, [])}
     out = {}
