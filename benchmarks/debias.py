@@ -77,7 +77,8 @@ SUITES = {
     # outside the default, which they would push past 45 minutes on 2 cores.
     "remedies": {"variants": ["cnn", LAB_DBVAE, "oracle_cnn_50pct", "latent_rare_n1000", "latent_uniform_n1000",
                               "latent_oracle_n1000", "jtt_u20", "wide_cnn", "resnet"],
-                 "name": "remedies", "seeds": 5, "first_seed": 3, "references": ["cnn", LAB_DBVAE]},
+                 "name": "remedies", "seeds": 5, "first_seed": 3,
+                 "references": ["cnn", LAB_DBVAE, "oracle_cnn_50pct"]},
 }
 DEFAULT_VARIANTS = ["cnn", "dbvae_uniform", "dbvae_product_a0.001", "dbvae_product_a1", "dbvae_max_a0.001",
                     "dbvae_max_a0.1", "oracle_dbvae_50pct"]
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="basename of the result files (default: the suite's name)")
     parser.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
                         help="train nothing: redraw tables and plots from earlier runs' JSON (merged when several)")
+    parser.add_argument("--references", nargs="+", default=None, metavar="VARIANT",
+                        help="variants to pair every other against, seed by seed (default: the suite's, or with "
+                             "--from-json the runs' own)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same arguments from its <name>.partial.json")
     args = parser.parse_args(argv)
@@ -327,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, key, default)
     if args.from_json:
         records, meta = merge_runs(args.from_json)
+        if args.references:
+            meta["references"] = args.references
         print(report(records, meta, args.out, args.name))
         return 0
     unknown = [v for v in args.variants if v not in VARIANTS]
@@ -376,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
         "target_fpr": threshold_free.matched_fpr_target(profile.n_test_nonfaces),
         "variants": {n: VARIANTS[n].to_dict() for n in args.variants},
-        "references": [r for r in suite["references"] if r in args.variants],
+        "references": [r for r in (args.references or suite["references"]) if r in args.variants],
     }
     print("\n" + report(records, meta, args.out, args.name))
     checkpoint.unlink(missing_ok=True)
