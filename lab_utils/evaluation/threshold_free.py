@@ -7,7 +7,7 @@ the same false-positive rate, or ranking faces against non-faces (AUC), removes 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -58,25 +58,31 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((below + 0.5 * ties).mean() / neg.size)
 
 
+def _per_group(probs: Any, labels: Any, groups: Any, score: Callable[[np.ndarray, np.ndarray], float], caller: str,
+               what: str) -> dict[str, float]:
+    """``score(group's face scores, all non-face scores)`` per group; NaN (with one warning) for an empty group."""
+    p, is_face, g = check_predictions(probs, labels, groups)
+    neg = p[~is_face]
+    if neg.size == 0:
+        raise ValueError(f"{caller} needs non-faces (label 0) to compare against; none were given.")
+    out, empty = {}, []
+    for code, name in enumerate(GROUPS):
+        s = p[is_face & (g == code)]
+        if not s.size:
+            out[name] = math.nan
+            empty.append(name)
+            continue
+        out[name] = score(s, neg)
+    warn_empty(empty, f"{what} is")
+    return out
+
+
 def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
     """AUC of each group's faces against all non-faces: P(face scores above non-face), ties counting half.
 
     Threshold-free, so it separates "the model ranks darker faces lower" from "the threshold is unlucky".
     """
-    p, is_face, g = check_predictions(probs, labels, groups)
-    neg = p[~is_face]
-    if neg.size == 0:
-        raise ValueError("per_group_auc needs non-faces (label 0) to compare against; none were given.")
-    auc, empty = {}, []
-    for code, name in enumerate(GROUPS):
-        s = p[is_face & (g == code)]
-        if not s.size:
-            auc[name] = math.nan
-            empty.append(name)
-            continue
-        auc[name] = rank_auc(s, neg)
-    warn_empty(empty, "AUC is")
-    return auc
+    return _per_group(probs, labels, groups, rank_auc, "per_group_auc", "AUC")
 
 
 def average_precision(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -99,17 +105,4 @@ def per_group_ap(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
     Unlike AUC it depends on how many non-faces there are per face, so compare it across groups of equal size
     (the benchmark's test split is balanced) or across models on the same test set.
     """
-    p, is_face, g = check_predictions(probs, labels, groups)
-    neg = p[~is_face]
-    if neg.size == 0:
-        raise ValueError("per_group_ap needs non-faces (label 0) to compare against; none were given.")
-    ap, empty = {}, []
-    for code, name in enumerate(GROUPS):
-        s = p[is_face & (g == code)]
-        if not s.size:
-            ap[name] = math.nan
-            empty.append(name)
-            continue
-        ap[name] = average_precision(s, neg)
-    warn_empty(empty, "AP is")
-    return ap
+    return _per_group(probs, labels, groups, average_precision, "per_group_ap", "AP")
