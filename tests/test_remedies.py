@@ -16,6 +16,7 @@ from lab_utils.nn.models import DBVAE
 from lab_utils.running.profiles import get_profile
 from lab_utils.training import augmentation, experiments
 from lab_utils.training.experiments import Variant
+from lab_utils.training.resampling import encode_posteriors
 from lab_utils.training.upweighting import error_weights
 
 SMOKE = get_profile("smoke").with_overrides(batch_size=16, latent_dim=4)
@@ -89,8 +90,8 @@ def test_every_backbone_gives_one_logit_and_a_different_size():
 
 def test_rare_codes_start_from_rare_faces_and_read_no_attribute():
     with_attrs, without = dataset(True, n_faces=240), dataset(False, n_faces=240)
-    mu, logvar = augmentation.encode_all(MeanColourModel(), with_attrs)
-    mu2, _ = augmentation.encode_all(MeanColourModel(), without)
+    mu, logvar = encode_posteriors(MeanColourModel(), with_attrs)
+    mu2, _ = encode_posteriors(MeanColourModel(), without)
     np.testing.assert_array_equal(mu, mu2)
     codes, anchors = augmentation.rare_codes(mu, logvar, 600, seed=0, bins=5)
     darker = with_attrs.attributes["darker"][with_attrs.face_idx] == 1

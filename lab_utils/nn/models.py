@@ -125,6 +125,12 @@ def predict_batch(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(x))
 
 
+def pad_batch(x: np.ndarray, size: int) -> np.ndarray:
+    """``x`` with zero rows up to ``size``: every batch of a loop gets one shape, so a compiled predict is traced
+    once (a short last batch would trace it again). Rows are computed independently; slice the padding off."""
+    return x if len(x) == size else np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
+
+
 def predict_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Face logits (B, 1) of a CNN or a DB-VAE; the DB-VAE's come from its encoder alone (no decoding)."""
     if isinstance(model, DBVAE):

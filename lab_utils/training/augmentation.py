@@ -20,34 +20,12 @@ from typing import Any
 import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.nn.models import predict_batch
+from lab_utils.nn.models import pad_batch, predict_batch
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_BINS, DEFAULT_RULE, Rule, histogram_weights
 from lab_utils.validation import integer, number
 
 GENERATED = "generated"
 """Attribute marking decoded faces (1) in an augmented dataset, so evaluation can tell them apart."""
-
-
-def encode_all(model: Any, dataset: FaceDataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Latent means and log-variances of the dataset's faces (``face_idx`` order). Reads no attribute."""
-    if not callable(getattr(model, "encode", None)):
-        raise ValueError(f"model must have encode(x) -> (mu, logvar) (a DBVAE or VAE), got {type(model).__name__}.")
-    face_idx = dataset.face_idx
-    if len(face_idx) == 0:
-        raise ValueError(f"{dataset.name}: no faces (label 1) to encode.")
-    mus, logvars = [], []
-    for start in range(0, len(face_idx), batch_size):
-        x = _padded(dataset.as_float(face_idx[start: start + batch_size]), batch_size)
-        n = min(batch_size, len(face_idx) - start)
-        mu, logvar = model.encode(x)
-        mus.append(np.asarray(mu, dtype=np.float64)[:n])
-        logvars.append(np.asarray(logvar, dtype=np.float64)[:n])
-    return np.concatenate(mus), np.concatenate(logvars)
-
-
-def _padded(x: np.ndarray, batch_size: int) -> np.ndarray:
-    """``x`` with zero rows up to ``batch_size``: one input shape, so a compiled predict is traced once."""
-    return x if len(x) == batch_size else np.concatenate([x, np.zeros((batch_size - len(x), *x.shape[1:]), x.dtype)])
 
 
 def _interpolate(mu: np.ndarray, logvar: np.ndarray, anchors: np.ndarray, partners: np.ndarray,
@@ -142,7 +120,7 @@ def decode_images(model: Any, codes: np.ndarray, batch_size: int = 256) -> np.nd
     if decoder is None:
         raise ValueError(f"model must have a decoder (a DBVAE or VAE), got {type(model).__name__}.")
     codes = np.asarray(codes, dtype=np.float32)
-    out = [np.asarray(predict_batch(decoder, _padded(codes[s: s + batch_size], batch_size)))[: len(codes) - s]
+    out = [np.asarray(predict_batch(decoder, pad_batch(codes[s: s + batch_size], batch_size)))[: len(codes) - s]
            for s in range(0, len(codes), batch_size)]
     images = np.concatenate(out) if out else np.zeros((0, 64, 64, 3), np.float32)
     return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)

@@ -198,7 +198,9 @@ def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, see
     from lab_utils.training import augmentation
 
     settings = variant.settings
-    mu, logvar = augmentation.encode_all(generator, train)
+    from lab_utils.training.resampling import encode_posteriors
+
+    mu, logvar = (np.asarray(a, dtype=np.float64) for a in encode_posteriors(generator, train, progress=False))
     info: dict[str, Any] = {"n_generated": settings["n_generated"]}
     if variant.remedy == "latent_rare":
         codes, anchors = augmentation.rare_codes(mu, logvar, settings["n_generated"], seed=seed, mix=settings["mix"],

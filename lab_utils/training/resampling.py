@@ -16,6 +16,7 @@ from keras import ops
 from tqdm.auto import tqdm
 
 from lab_utils.data.dataset import FaceDataset
+from lab_utils.nn.models import pad_batch
 from lab_utils.validation import integer, number
 
 DEFAULT_RULE = "max"
@@ -158,9 +159,9 @@ def resampling_diagnostics(probs: np.ndarray) -> dict[str, float]:
     }
 
 
-def encode_faces(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
-                 progress: bool | None = None) -> np.ndarray:
-    """Latent means (n_faces, k) of the dataset's faces, in ``dataset.face_idx`` order.
+def encode_posteriors(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
+                      progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Latent means and log-variances (each n_faces x k) of the dataset's faces, in ``dataset.face_idx`` order.
 
     Reads only ``dataset.images`` and ``dataset.face_idx`` (labels), never ``dataset.attributes``.
     ``model`` is anything with ``encode(x) -> (mu, logvar)`` (a :class:`~lab_utils.nn.models.DBVAE` or VAE).
@@ -174,13 +175,22 @@ def encode_faces(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
         raise ValueError(f"{dataset.name}: no faces (label 1) to encode.")
     if progress is None:
         progress = len(face_idx) >= PROGRESS_MIN_IMAGES
-    means = []
+    means, logvars = [], []
     for start in tqdm(range(0, len(face_idx), batch_size), desc="encode faces", unit="batch",
                       disable=not progress, leave=False):
-        x = dataset.images[face_idx[start: start + batch_size]].astype(np.float32) / 255.0
-        mu, _ = model.encode(x)
-        means.append(ops.convert_to_numpy(mu))
-    return np.concatenate(means, axis=0)
+        rows = face_idx[start: start + batch_size]
+        x = dataset.images[rows].astype(np.float32) / 255.0
+        mu, logvar = model.encode(pad_batch(x, batch_size))
+        means.append(ops.convert_to_numpy(mu)[: len(rows)])
+        logvars.append(ops.convert_to_numpy(logvar)[: len(rows)])
+    return np.concatenate(means, axis=0), np.concatenate(logvars, axis=0)
+
+
+def encode_faces(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
+                 progress: bool | None = None) -> np.ndarray:
+    """Latent means (n_faces, k) of the dataset's faces, in ``dataset.face_idx`` order: what the resampler
+    reads (see :func:`encode_posteriors`)."""
+    return encode_posteriors(model, dataset, batch_size=batch_size, progress=progress)[0]
 
 
 def compute_sampling_probs(
