@@ -87,6 +87,20 @@ class FaceDataset:
             name=name or self.name,
         )
 
+    def extended(self, images: np.ndarray, labels: np.ndarray, name: str | None = None) -> "FaceDataset":
+        """This dataset followed by ``images`` (labels ``labels``), whose attributes are unknown: NaN for float
+        attributes, -1 for integer ones (the conventions above), -1 in an object array for any other kind."""
+        n = len(images)
+        attributes = {}
+        for key, values in self.attributes.items():
+            values = np.asarray(values)
+            fill = np.nan if np.issubdtype(values.dtype, np.floating) else -1
+            pad = np.full(n, fill, dtype=values.dtype if values.dtype.kind in "iuf" else object)
+            attributes[key] = np.concatenate([values, pad])
+        return FaceDataset(np.concatenate([self.images, np.asarray(images)]),
+                           np.concatenate([self.labels, np.asarray(labels, np.float32).reshape(-1)]), attributes,
+                           name=name or self.name)
+
     def as_float(self, idx: np.ndarray | None = None) -> np.ndarray:
         """float32 RGB in [0, 1], the models' input format."""
         images = self.images if idx is None else self.images[idx]

@@ -104,7 +104,9 @@ def load_reference_data(profile: Profile, *, seed: int = 0, train_source: str | 
     train = full.subset(train_idx, name=full.name)
     test_source = test_faces or os.environ.get(TEST_FACES_ENV) or None
     faces_ds = load_test_faces(test_source, cache_dir=cache)
-    return train, _with_nonfaces(faces_ds, full.subset(held_out))
+    test = faces_ds.extended(full.images[held_out], np.zeros(len(held_out), np.float32),
+                             name=f"{faces_ds.name} + {len(held_out)} held-out non-faces")
+    return train, test
 
 
 def load_test_faces(source: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None) -> FaceDataset:
@@ -137,20 +139,6 @@ def fetch_reference_faces(cache_dir: Path) -> Path:
             if not target.is_file() or file_sha256(target) != sha256:
                 download(f"{base}/{group}/{name}", target, sha256=sha256, progress=False)
     return root
-
-
-def _with_nonfaces(faces: FaceDataset, nonfaces: FaceDataset) -> FaceDataset:
-    """Test faces (with their group attributes) followed by non-faces (group -1, other attributes unknown)."""
-    keys = set(faces.attributes)
-    attributes = {}
-    for key in keys:
-        values = np.asarray(faces.attributes[key])
-        fill = np.nan if np.issubdtype(values.dtype, np.floating) else -1
-        pad = np.full(len(nonfaces), fill, dtype=values.dtype if values.dtype.kind in "iuf" else object)
-        attributes[key] = np.concatenate([values, pad])
-    return FaceDataset(np.concatenate([faces.images, nonfaces.images]),
-                       np.concatenate([faces.labels, np.zeros(len(nonfaces), np.float32)]), attributes,
-                       name=f"{faces.name} + {len(nonfaces)} held-out non-faces")
 
 
 def has_attributes(dataset: FaceDataset, names: list[str] | tuple[str, ...], *, what: str, faces_only: bool = True) -> bool:

@@ -128,13 +128,7 @@ def decode_images(model: Any, codes: np.ndarray, batch_size: int = 256) -> np.nd
 
 def with_generated_faces(train: FaceDataset, images: np.ndarray, name: str | None = None) -> FaceDataset:
     """``train`` plus ``images`` as extra faces. Their attributes are unknown (-1 / NaN) except ``generated``."""
-    images = np.asarray(images)
     n = len(images)
-    attributes = {}
-    for key, values in train.attributes.items():
-        values = np.asarray(values)
-        fill = np.nan if np.issubdtype(values.dtype, np.floating) else -1
-        attributes[key] = np.concatenate([values, np.full(n, fill, dtype=values.dtype)])
-    attributes[GENERATED] = np.concatenate([np.zeros(len(train), np.int8), np.ones(n, np.int8)])
-    return FaceDataset(np.concatenate([train.images, images]), np.concatenate([train.labels, np.ones(n, np.float32)]),
-                       attributes, name=name or f"{train.name}+{n} generated")
+    augmented = train.extended(images, np.ones(n, np.float32), name=name or f"{train.name}+{n} generated")
+    augmented.attributes[GENERATED] = np.concatenate([np.zeros(len(train), np.int8), np.ones(n, np.int8)])
+    return augmented
