@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,8 @@ def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | Non
     cache = {} if cache is None else cache
     generator, generator_seconds = generator_for(variant, train, profile, seed, epochs, cache)
     model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0, generator=generator)
-    if variant.kind == "dbvae" and variant.resample and variant.rule == "max" and variant.alpha == 1e-3:
+    if variant.kind == "dbvae" and replace(variant, name="") == replace(
+            experiments.generator_variant(variant.kl_weight), name=""):  # the generator a latent remedy would train
         cache[generator_name(variant.kl_weight)] = (model, record["train_seconds"])
     if generator is not None:
         record["remedy"]["generator_seconds"] = generator_seconds

@@ -146,3 +146,10 @@ def test_a_latent_remedy_reuses_the_seeds_dbvae_as_generator(monkeypatch):
     assert debias.generator_for(sharp, None, None, 0, None, cache) == (f"model-{debias.LAB_KL:g}", 7.0)
     assert debias.generator_for(sharp, None, None, 0, None, cache)[0] == f"model-{debias.LAB_KL:g}"
     assert trained == [(f"generator_kl{debias.LAB_KL:g}", debias.LAB_KL)]  # trained once, then reused
+    # the runner's own DB-VAEs are the generators a latent remedy would train, so run_one caches them
+    from dataclasses import replace
+
+    from lab_utils.training.experiments import generator_variant
+
+    for name, kl in ((debias.LAB_DBVAE, 0.05), ("dbvae_max_a0.001", debias.LAB_KL)):
+        assert replace(debias.VARIANTS[name], name="") == replace(generator_variant(kl), name="")

@@ -8,14 +8,13 @@ carries on: the figures are a summary of committed evidence, never a result the 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from lab_utils.data.download import DownloadError, download
 from lab_utils.running.env import data_dir, project_root
+from lab_utils.teaching.colab import GITHUB
 
-GITHUB = re.compile(r"^https://github\.com/(?P<owner>[^/]+)/(?P<name>[^/]+?)(\.git)?/?$")
 FETCH_TIMEOUT_S = 10.0
 
 
