@@ -85,3 +85,15 @@ def test_a_summary_left_by_an_earlier_run_is_not_reported(tmp_path, monkeypatch)
     monkeypatch.setenv("LAB_PROFILE", "smoke")  # main() exports it for the kernels; restored afterwards
     assert run_labs.main(["--profile", "smoke"]) == 0
     assert "STALE" not in (out / "run-smoke" / "run_summary.md").read_text()
+
+
+def test_notebooks_anywhere_in_the_checkout_share_its_data_and_outputs(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lab_utils.running import env
+
+    checkout = Path(env.__file__).resolve().parents[2]
+    monkeypatch.delenv(env.DATA_ENV, raising=False)
+    monkeypatch.delenv(env.OUTPUT_ENV, raising=False)
+    monkeypatch.chdir(checkout / "labs" / "student")  # a student notebook's working folder
+    assert env.project_root() == checkout and env.data_dir() == checkout / "data"

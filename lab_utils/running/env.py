@@ -24,7 +24,7 @@ def project_root() -> Path:
     Notebooks run with ``labs/`` as their working directory locally and ``/content`` on Colab; anchoring on the
     checkout keeps one ``data/`` and one ``outputs/`` folder for every notebook, benchmark and test.
     """
-    candidate = Path(__file__).resolve().parent.parent
+    candidate = Path(__file__).resolve().parents[2]  # lab_utils/running/env.py -> the checkout
     if (candidate / "labs").is_dir() and (candidate / "lab_utils").is_dir():
         return candidate
     return Path.cwd()
