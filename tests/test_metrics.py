@@ -90,13 +90,17 @@ def test_intervals_are_deterministic_by_seed():
     assert a.recall_gap != c.recall_gap
 
 
-def test_bootstrap_resamples_within_groups():
-    # Perfect groups stay perfect in every resample (sizes fixed per group), so the gap interval is exactly 0.
+def test_bootstrap_resamples_within_groups_and_proportions_keep_their_uncertainty():
+    # Perfect groups stay perfect in every resample (sizes fixed per group), so the gap interval is exactly 0;
+    # the proportions themselves (10 of 10 detected, 0 of 10 false positives) get Wilson intervals of real width.
     probs = np.r_[np.full(40, 0.9), np.full(10, 0.1)]
     groups = np.r_[np.repeat(np.arange(4), 10), np.full(10, -1)]
     r = evaluate_detector(probs, (groups >= 0).astype(int), groups, n_boot=300)
     assert (r.recall_gap.value, r.recall_gap.low, r.recall_gap.high) == (0.0, 0.0, 0.0)
-    assert (r.fpr.low, r.fpr.high) == (0.0, 0.0)
+    assert r.recall_gap.method == "bootstrap-percentile"
+    assert r.fpr.low == 0.0 and r.fpr.high == pytest.approx(0.2775, abs=1e-4) and r.fpr.method == "wilson"
+    assert r.recall["LF"].low == pytest.approx(0.7225, abs=1e-4) and r.recall["LF"].high == 1.0
+    assert r.accuracy.low == pytest.approx(0.9287, abs=1e-4) and r.accuracy.high == 1.0
     assert r.recall["LF"].n == 10 and r.fpr.n == 10 and r.accuracy.n == 50
 
 
@@ -259,4 +263,5 @@ def test_a_group_too_small_to_conclude_anything_is_warned_about():
     with pytest.warns(RuntimeWarning, match=r"group\(s\) LF 1, LM 1, DF 1, DM 1 .*no gap between groups can be"):
         result = evaluate_detector(np.r_[np.full(4, 0.9), np.full(4, 0.1)], (one_each >= 0).astype(float),
                                    one_each, n_boot=50)
-    assert result.recall["LF"].low == result.recall["LF"].high  # the zero-width interval the warning is about
+    # one face detected out of one: the interval says almost nothing, which is what the warning is about
+    assert result.recall["LF"].high == 1.0 and result.recall["LF"].low < 0.25

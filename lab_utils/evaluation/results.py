@@ -1,5 +1,6 @@
 """What an evaluation found, as values with intervals: one per-group estimate, one detector's evaluation, recall at a
-matched false-positive rate; each round-trips through JSON for the benchmarks' results files."""
+matched false-positive rate; each round-trips through JSON for the benchmarks' results files, interval method
+included."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab_utils import GROUP_NAMES, GROUPS
+from lab_utils.evaluation.intervals import BOOTSTRAP, METHODS, WILSON
 
 LIGHTER: tuple[str, ...] = ("LF", "LM")
 DARKER: tuple[str, ...] = ("DF", "DM")
@@ -27,28 +29,37 @@ def _from_json(x: float | None) -> float:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate, its bootstrap percentile interval [low, high], and how many samples it rests on."""
+    """A point estimate, its interval [low, high], how many samples it rests on, and how the interval was made
+    (a key of ``intervals.METHODS``: Wilson for proportions, the stratified bootstrap for the rest)."""
 
     value: float
     low: float
     high: float
     n: int
+    method: str = BOOTSTRAP
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown interval method {self.method!r}; use one of {sorted(METHODS)}.")
 
     def scaled(self, factor: float) -> "Estimate":
-        return Estimate(self.value * factor, self.low * factor, self.high * factor, self.n)
+        return Estimate(self.value * factor, self.low * factor, self.high * factor, self.n, self.method)
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         return {"value": _json_float(self.value), "low": _json_float(self.low),
-                "high": _json_float(self.high), "n": self.n}
+                "high": _json_float(self.high), "n": self.n, "method": self.method}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Estimate":
-        return cls(_from_json(d["value"]), _from_json(d["low"]), _from_json(d["high"]), int(d["n"]))
+        """Files written before intervals named their method hold bootstrap intervals only."""
+        return cls(_from_json(d["value"]), _from_json(d["low"]), _from_json(d["high"]), int(d["n"]),
+                   d.get("method", BOOTSTRAP))
 
 
 @dataclass(frozen=True)
 class DetectorEvaluation:
-    """Everything ``evaluate_detector`` measures; intervals are bootstrap percentiles at level ``ci``.
+    """Everything ``evaluate_detector`` measures, with intervals at level ``ci``: Wilson intervals for the
+    proportions (recall per group, FPR, accuracy), stratified-bootstrap percentiles for the rest.
 
     ``recall`` and ``mean_probability`` are per group (keys from ``GROUPS``). Gaps, E[A] and Var[A] use the
     groups that have faces. ``var_accuracy_ddof0`` is the population variance (ddof=0: the four groups are
@@ -132,23 +143,31 @@ class DetectorEvaluation:
         def pts(e: Estimate) -> str:
             return f"{100 * e.value:+.1f} pts [{100 * e.low:+.1f}, {100 * e.high:+.1f}]"
 
-        lines = [f"Threshold {self.threshold:g} (face if P(face) >= threshold), {self.n_boot} bootstrap resamples.",
-                 "", f"| group | faces | recall ({level}) | mean P(face) ({level}) |", "|---|---:|---:|---:|"]
+        def how(e: Estimate) -> str:
+            return "Wilson" if e.method == WILSON else "bootstrap"
+
+        lines = [f"Threshold {self.threshold:g} (face if P(face) >= threshold). Intervals: Wilson = "
+                 f"{METHODS[WILSON]}; bootstrap = {METHODS[BOOTSTRAP]}, {self.n_boot} resamples.",
+                 "", f"| group | faces | recall ({level}, {how(self.recall[GROUPS[0]])}) | "
+                 f"mean P(face) ({level}, {how(self.mean_probability[GROUPS[0]])}) |", "|---|---:|---:|---:|"]
         for g in GROUPS:
             r, m = self.recall[g], self.mean_probability[g]
             lines.append(f"| {g} ({GROUP_NAMES[g]}) | {r.n} | {pct(r)} | "
                          f"{m.value:.3f} [{m.low:.3f}, {m.high:.3f}] |")
         v = self.var_accuracy_pct2_ddof0
         gap_label = f"recall gap, best - worst ({self.best_group} - {self.worst_group})"
-        lines += ["", f"| metric | value ({level}) |", "|---|---:|",
-                  f"| false-positive rate on {self.fpr.n} non-faces | {pct(self.fpr)} |",
-                  f"| accuracy on {self.accuracy.n} images | {pct(self.accuracy)} |",
-                  f"| {gap_label} = equal-opportunity difference | {pts(self.recall_gap)} |",
-                  f"| lighter - darker recall gap | {pts(self.lighter_darker_gap)} |",
-                  f"| E[A], mean of group accuracies | {pct(self.expected_accuracy)} |",
-                  f"| Var[A] across groups, ddof=0, in %^2 | {v.value:.2f} [{v.low:.2f}, {v.high:.2f}] |",
+        lines += ["", f"| metric | value ({level}) | interval |", "|---|---:|---|",
+                  f"| false-positive rate on {self.fpr.n} non-faces | {pct(self.fpr)} | {how(self.fpr)} |",
+                  f"| accuracy on {self.accuracy.n} images | {pct(self.accuracy)} | {how(self.accuracy)} |",
+                  f"| {gap_label} = equal-opportunity difference | {pts(self.recall_gap)} | "
+                  f"{how(self.recall_gap)} |",
+                  f"| lighter - darker recall gap | {pts(self.lighter_darker_gap)} | "
+                  f"{how(self.lighter_darker_gap)} |",
+                  f"| E[A], mean of group accuracies | {pct(self.expected_accuracy)} | "
+                  f"{how(self.expected_accuracy)} |",
+                  f"| Var[A] across groups, ddof=0, in %^2 | {v.value:.2f} [{v.low:.2f}, {v.high:.2f}] | {how(v)} |",
                   f"| KL(lighter \\|\\| darker) of face scores, {self.kl_bins} bins, eps {self.kl_eps:g} | "
-                  f"{self.score_kl_lighter_darker:.4f} |"]
+                  f"{self.score_kl_lighter_darker:.4f} | none |"]
         return "\n".join(lines)
 
 
@@ -157,7 +176,8 @@ class RecallAtFPR:
     """Per-group recall at the one threshold that holds the non-face false-positive rate at ``target_fpr``.
 
     ``threshold`` is the smallest with FPR <= target, i.e. just above the (k+1)-th highest non-face score for
-    k = floor(target * n_nonfaces); ties can make ``achieved_fpr`` fall below the target.
+    k = floor(target * n_nonfaces); ties can make ``achieved_fpr`` fall below the target. It is on the scale
+    of the scores ranked: ``"probability"`` or ``"logit"`` (``scores``), which keeps saturated faces apart.
     """
 
     target_fpr: float
@@ -167,10 +187,20 @@ class RecallAtFPR:
     n: dict[str, int]
     recall_gap: float
     lighter_darker_gap: float
+    scores: str = "probability"
 
     def to_dict(self) -> dict[str, Any]:
         return {"target_fpr": self.target_fpr, "threshold": _json_float(self.threshold),
                 "achieved_fpr": self.achieved_fpr,
                 "recall": {g: _json_float(r) for g, r in self.recall.items()}, "n": dict(self.n),
                 "recall_gap": _json_float(self.recall_gap),
-                "lighter_darker_gap": _json_float(self.lighter_darker_gap)}
+                "lighter_darker_gap": _json_float(self.lighter_darker_gap), "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RecallAtFPR":
+        """Inverse of ``to_dict``; files written before ``scores`` was recorded ranked probabilities."""
+        return cls(target_fpr=float(d["target_fpr"]), threshold=_from_json(d["threshold"]),
+                   achieved_fpr=float(d["achieved_fpr"]),
+                   recall={g: _from_json(r) for g, r in d["recall"].items()},
+                   n={g: int(k) for g, k in d["n"].items()}, recall_gap=_from_json(d["recall_gap"]),
+                   lighter_darker_gap=_from_json(d["lighter_darker_gap"]), scores=d.get("scores", "probability"))
