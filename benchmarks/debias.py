@@ -133,13 +133,14 @@ def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | Non
     record["train_seconds"] += generator_seconds  # the budget a remedy spends includes its generator
     record["n_params"] = int(model.count_params())
     _remedy_diagnostics(record, train)
-    probs = trainers.predict_face_probs(model, test.as_float())
-    evaluation = metrics.evaluate_detector(probs, test.labels, test.group, seed=seed)
+    logits = trainers.predict_face_logits(model, test.as_float())  # ranked as logits: no ties at probability 1.0
+    evaluation = metrics.evaluate_detector(trainers.sigmoid(logits), test.labels, test.group, seed=seed)
     record["evaluation"] = evaluation.to_dict()
     record["recall_at_fpr"] = threshold_free.recall_at_fpr(
-        probs, test.labels, test.group, fpr=threshold_free.matched_fpr_target(len(test.nonface_idx))).to_dict()
-    record["auc"] = threshold_free.per_group_auc(probs, test.labels, test.group)
-    record["ap"] = threshold_free.per_group_ap(probs, test.labels, test.group)
+        logits, test.labels, test.group, fpr=threshold_free.matched_fpr_target(len(test.nonface_idx)),
+        logits=True).to_dict()
+    record["auc"] = threshold_free.per_group_auc(logits, test.labels, test.group, logits=True)
+    record["ap"] = threshold_free.per_group_ap(logits, test.labels, test.group, logits=True)
     drawn = resampling_summary(train, record["resampling_log"])
     record["darker_share_drawn"], record["ess"] = drawn["shares"], drawn["ess"]
     record.pop("resampling_log")  # per-face counts are large; the shares above summarise them

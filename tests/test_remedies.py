@@ -57,7 +57,7 @@ def test_average_precision_matches_its_definition():
     precision_at_k = np.cumsum(is_pos) / np.arange(1, 51)
     assert average_precision(pos, neg) == pytest.approx(precision_at_k[is_pos == 1].mean())
     assert average_precision(np.array([0.9, 0.8]), np.array([0.1])) == 1.0
-    assert average_precision(np.array([0.5]), np.array([0.5])) == 0.5  # a tie ranks the negative first
+    assert average_precision(np.array([0.5]), np.array([0.5])) == 0.5  # tied scores are one threshold
     with pytest.raises(ValueError, match="both sides"):
         average_precision(np.array([]), np.array([0.1]))
 

@@ -28,11 +28,12 @@ from lab_utils.evaluation.intervals import WILSON, percentile_interval, wilson_i
 from lab_utils.evaluation.results import DARKER, LIGHTER, DetectorEvaluation, Estimate
 
 
-def check_predictions(probs: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_predictions(probs: Any, labels: Any, groups: Any, *, logits: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probs float64, is_face bool, group int8), or a ValueError that says what to fix.
 
     Shared by every metric and plot so bad input fails the same clear way everywhere; a (N, 1) array from
-    ``model.predict`` is accepted as probs.
+    ``model.predict`` is accepted as probs. With ``logits=True`` the scores are logits: any finite number.
     """
     try:
         p = np.asarray(probs, dtype=np.float64)
@@ -52,7 +53,11 @@ def check_predictions(probs: Any, labels: Any, groups: Any) -> tuple[np.ndarray,
     if np.isnan(p).any():
         raise ValueError(f"probs contains {int(np.isnan(p).sum())} NaN values (first at index "
                          f"{int(np.flatnonzero(np.isnan(p))[0])}); check the model's output for divergence.")
-    if p.min() < 0.0 or p.max() > 1.0:
+    if logits:
+        if not np.isfinite(p).all():
+            raise ValueError(f"logits contains {int((~np.isfinite(p)).sum())} infinite values; a model's logits are "
+                             "finite, so check its output for divergence.")
+    elif p.min() < 0.0 or p.max() > 1.0:
         raise ValueError(f"probs must be probabilities in [0, 1], got range [{p.min():.4g}, {p.max():.4g}]; "
                          "if these are logits, apply keras.ops.sigmoid first.")
     if not np.isin(y, (0.0, 1.0)).all():

@@ -2,6 +2,10 @@
 
 A model can "close the gap" at a fixed 0.5 threshold simply by calling more things faces; holding every model to
 the same false-positive rate, or ranking faces against non-faces (AUC), removes that lever.
+
+Only the order of the scores matters here, so each function also ranks logits (``logits=True``): a confident
+model's probabilities round to exactly 1.0 (in float64 above a logit of about 37) and tie where its logits do not.
+Ties that remain are handled as scikit-learn does (one threshold per distinct score), the tests' oracle.
 """
 
 from __future__ import annotations
@@ -16,18 +20,19 @@ from lab_utils.evaluation.metrics import check_predictions, check_unit_interval,
 from lab_utils.evaluation.results import RecallAtFPR
 
 
-def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01) -> RecallAtFPR:
+def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01, logits: bool = False) -> RecallAtFPR:
     """Per-group recall with the threshold set by the non-faces, so models are compared at equal FPR.
 
     A fixed 0.5 threshold lets a model look fairer by flagging more non-faces; matching the FPR removes that.
+    With ``logits=True`` the scores are logits and the threshold is one too.
     """
-    p, is_face, g = check_predictions(probs, labels, groups)
+    p, is_face, g = check_predictions(probs, labels, groups, logits=logits)
     check_unit_interval("fpr", fpr, open_=False)
     neg = np.sort(p[~is_face])[::-1]
     if neg.size == 0:
         raise ValueError("recall_at_fpr needs non-faces (label 0) to set the threshold; none were given.")
     k = math.floor(fpr * neg.size + 1e-9)  # the tolerance keeps e.g. 0.2 * 10 from flooring to 1
-    threshold = 0.0 if k >= neg.size else float(np.nextafter(neg[k], np.inf))
+    threshold = (float(p.min()) if logits else 0.0) if k >= neg.size else float(np.nextafter(neg[k], np.inf))
     achieved = float((neg >= threshold).mean())
     recall, n, empty = {}, {}, []
     for code, name in enumerate(GROUPS):
@@ -38,7 +43,7 @@ def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01) ->
             empty.append(name)
     warn_empty(empty, "recall at the matched FPR is")
     gap, ld, _, _ = (float(x[0]) for x in spread(np.array([[recall[c]] for c in GROUPS])))
-    return RecallAtFPR(float(fpr), threshold, achieved, recall, n, gap, ld)
+    return RecallAtFPR(float(fpr), threshold, achieved, recall, n, gap, ld, "logit" if logits else "probability")
 
 
 def matched_fpr_target(n_nonfaces: int) -> float:
@@ -59,9 +64,9 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 def _per_group(probs: Any, labels: Any, groups: Any, score: Callable[[np.ndarray, np.ndarray], float], caller: str,
-               what: str) -> dict[str, float]:
+               what: str, logits: bool) -> dict[str, float]:
     """``score(group's face scores, all non-face scores)`` per group; NaN (with one warning) for an empty group."""
-    p, is_face, g = check_predictions(probs, labels, groups)
+    p, is_face, g = check_predictions(probs, labels, groups, logits=logits)
     neg = p[~is_face]
     if neg.size == 0:
         raise ValueError(f"{caller} needs non-faces (label 0) to compare against; none were given.")
@@ -77,32 +82,32 @@ def _per_group(probs: Any, labels: Any, groups: Any, score: Callable[[np.ndarray
     return out
 
 
-def per_group_auc(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
+def per_group_auc(probs: Any, labels: Any, groups: Any, *, logits: bool = False) -> dict[str, float]:
     """AUC of each group's faces against all non-faces: P(face scores above non-face), ties counting half.
 
     Threshold-free, so it separates "the model ranks darker faces lower" from "the threshold is unlucky".
     """
-    return _per_group(probs, labels, groups, rank_auc, "per_group_auc", "AUC")
+    return _per_group(probs, labels, groups, rank_auc, "per_group_auc", "AUC", logits)
 
 
 def average_precision(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Average precision (area under the precision-recall curve, step-wise): the mean, over positives, of the
-    precision among all scores at least as high. Ties are ranked pessimistically (a tied negative counts above)."""
-    pos = np.asarray(positive, dtype=np.float64)
+    """Average precision (area under the step-wise precision-recall curve): the mean, over positives, of the
+    precision at the threshold equal to that positive's score, i.e. among all scores at least as high, tied ones
+    included on both sides. This is scikit-learn's ``average_precision_score``: tied scores are one threshold."""
+    pos = np.sort(np.asarray(positive, dtype=np.float64))
     neg = np.sort(np.asarray(negative, dtype=np.float64))
     if pos.size == 0 or neg.size == 0:
         raise ValueError(f"average_precision needs scores on both sides, got {pos.size} positive and "
                          f"{neg.size} negative.")
-    pos_desc = np.sort(pos)[::-1]
-    positives_above = np.arange(1, pos.size + 1)  # this positive and the higher-scoring ones
-    negatives_above = neg.size - np.searchsorted(neg, pos_desc, side="left")
-    return float(np.mean(positives_above / (positives_above + negatives_above)))
+    positives_at_or_above = pos.size - np.searchsorted(pos, pos, side="left")
+    negatives_at_or_above = neg.size - np.searchsorted(neg, pos, side="left")
+    return float(np.mean(positives_at_or_above / (positives_at_or_above + negatives_at_or_above)))
 
 
-def per_group_ap(probs: Any, labels: Any, groups: Any) -> dict[str, float]:
+def per_group_ap(probs: Any, labels: Any, groups: Any, *, logits: bool = False) -> dict[str, float]:
     """Average precision of each group's faces against all non-faces, the seed paper's threshold-free metric.
 
     Unlike AUC it depends on how many non-faces there are per face, so compare it across groups of equal size
     (the benchmark's test split is balanced) or across models on the same test set.
     """
-    return _per_group(probs, labels, groups, average_precision, "per_group_ap", "AP")
+    return _per_group(probs, labels, groups, average_precision, "per_group_ap", "AP", logits)

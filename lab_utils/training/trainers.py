@@ -238,16 +238,18 @@ def _as_float_images(images_or_dataset: FaceDataset | np.ndarray) -> tuple[np.nd
     return images, False
 
 
-def predict_face_probs(
+def predict_face_logits(
     model: keras.Model,
     images_or_dataset: FaceDataset | np.ndarray,
     batch_size: int = 256,
     *,
     progress: bool | None = None,
 ) -> np.ndarray:
-    """Sigmoid face probability per image, (N,), for the CNN or a DB-VAE (anything returning one logit).
+    """Face logit per image, (N,) float64, for the CNN or a DB-VAE (anything returning one logit).
 
-    Accepts a FaceDataset, uint8 images or float images in [0, 1]; converts one batch at a time.
+    What the threshold-free metrics rank (``logits=True``): a confident model's probabilities saturate at 1.0 and
+    tie where its logits do not. Accepts a FaceDataset, uint8 images or float images in [0, 1]; converts one
+    batch at a time.
     """
     if isinstance(model, VAE):
         raise ValueError("A VAE has no face classifier; predict with a CNN or a DBVAE.")
@@ -264,9 +266,27 @@ def predict_face_probs(
         out = predict_logits(model, x)
         if out.size != len(x):
             raise ValueError(f"{model.name} returned shape {out.shape} for {len(x)} images; "
-                             "predict_face_probs needs one face logit per image.")
+                             "predict_face_logits needs one face logit per image.")
         logits.append(out.reshape(-1))
-    if not logits:
-        return np.empty(0, np.float32)
-    z = np.concatenate(logits).astype(np.float64)
-    return np.exp(-np.logaddexp(0.0, -z)).astype(np.float32)  # sigmoid without overflow warnings
+    return np.concatenate(logits).astype(np.float64) if logits else np.empty(0, np.float64)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """float64 probabilities from logits, without overflow warnings (distinct up to a logit of about 37)."""
+    z = np.asarray(logits, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def predict_face_probs(
+    model: keras.Model,
+    images_or_dataset: FaceDataset | np.ndarray,
+    batch_size: int = 256,
+    *,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """Sigmoid face probability per image, (N,) float64, for the CNN or a DB-VAE.
+
+    float64 keeps logits up to about 37 apart (float32 made every logit above 17.3 exactly 1.0); rank on
+    :func:`predict_face_logits` where even that matters.
+    """
+    return sigmoid(predict_face_logits(model, images_or_dataset, batch_size, progress=progress))
