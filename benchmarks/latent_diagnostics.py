@@ -7,11 +7,13 @@ For each seed and KL weight this trains the DB-VAE with uniform sampling for ``-
 the profile's) and, after every epoch, encodes all training faces: the latent means are what a resampling
 recompute would see. It then measures, reading the skin-tone attribute *for this analysis only*:
 
-1. whether the latent space encodes skin tone: a cross-validated linear probe (ridge regression of skin tone on
-   the latent means; AUC of its prediction for darker vs. lighter) and the best single latent dimension's AUC;
+1. whether the latent space encodes skin tone: the labs' one probe protocol
+   (``lab_utils.evaluation.probes.cross_validated_probe``: a class-balanced logistic probe for darker vs. lighter
+   on the latent means, scored on held-out folds) and the best single latent dimension's AUC;
 2. what each combination rule and alpha would do: the expected darker share of drawn faces (sum of the sampling
    probabilities of darker faces) and the effective sample size (ESS) of the weights;
-3. the best a per-dimension histogram could do: one histogram along the probe's *supervised* tone axis;
+3. the best a per-dimension histogram could do: one histogram along the probe's *supervised* tone axis (its
+   out-of-fold logits);
 4. who gets the largest weights: darker, hat, glasses and extreme-exposure shares among the top 1% of faces;
 5. whether darker faces are rare along any one dimension or only jointly: their per-dimension spread relative
    to all faces, and the darker share among each darker face's 10 nearest neighbours.
@@ -32,7 +34,7 @@ import keras
 import numpy as np
 
 from lab_utils.data import benchmark
-from lab_utils.evaluation import metrics, threshold_free
+from lab_utils.evaluation import metrics, probes, threshold_free
 from lab_utils.files import write_text_atomic
 from lab_utils.running.env import machine_summary
 from lab_utils.running.profiles import get_profile
@@ -72,20 +74,6 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     return max(u, 1.0 - u)
 
 
-def probe_predictions(mu: np.ndarray, target: np.ndarray, folds: int = 5, ridge: float = 1e-3) -> np.ndarray:
-    """Out-of-fold ridge-regression predictions of ``target`` from the latent means."""
-    order = np.random.default_rng(0).permutation(len(target))
-    pred = np.empty(len(target))
-    design = np.c_[mu, np.ones(len(mu))]
-    for f in range(folds):
-        held = order[f::folds]
-        fit = np.setdiff1d(order, held)
-        a = design[fit]
-        w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ target[fit])
-        pred[held] = design[held] @ w
-    return pred
-
-
 def neighbour_darker_share(mu: np.ndarray, darker: np.ndarray, k: int = NEIGHBOURS) -> float:
     """Mean darker share among the k nearest neighbours (standardised latent means) of the darker faces."""
     z = (mu - mu.mean(0)) / np.maximum(mu.std(0), 1e-12)
@@ -99,12 +87,11 @@ def neighbour_darker_share(mu: np.ndarray, darker: np.ndarray, k: int = NEIGHBOU
 
 def analyse(mu: np.ndarray, logvar: np.ndarray, attrs: dict[str, np.ndarray]) -> dict[str, Any]:
     darker = attrs["darker"] == 1
-    tone = attrs["skin_tone"].astype(np.float64)
-    probe = probe_predictions(mu, tone)
+    probe = probes.out_of_fold_logits(mu, darker)
     out: dict[str, Any] = {
         "latent_std_median": float(np.median(mu.std(0))),
         "active_dims": int((mu.var(0) > np.exp(logvar).mean(0)).sum()),
-        "probe_auc": auc(probe, darker),
+        "probe_auc": probes.cross_validated_probe(mu, darker).auc,
         "best_dim_auc": max(auc(mu[:, j], darker) for j in range(mu.shape[1])),
         "darker_spread_ratio": float(np.median(mu[darker].std(0) / np.maximum(mu.std(0), 1e-12))),
         "neighbour_darker_share": neighbour_darker_share(mu, darker),

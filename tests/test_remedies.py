@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lab_utils.data.dataset import FaceDataset
+from lab_utils.evaluation import probes
 from lab_utils.evaluation.threshold_free import average_precision, per_group_ap
 from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.models import DBVAE
@@ -110,16 +111,17 @@ def test_mirrored_codes_cross_the_probe_boundary_and_keep_the_rest():
     darker = (rng.random(400) < 0.2).astype(int)
     mu = rng.normal(size=(400, 3))
     mu[:, 0] += np.where(darker, 2.0, -2.0)
-    w, b, accuracy = augmentation.fit_linear_probe(mu, darker)
-    assert accuracy > 0.95 and abs(w[0]) > 5 * max(abs(w[1]), abs(w[2]))
-    codes, anchors, _ = augmentation.complementary_codes(mu, darker, 50, seed=1)
+    w, b = probes.fit_linear_probe(mu, darker)
+    assert abs(w[0]) > 5 * max(abs(w[1]), abs(w[2]))
+    codes, anchors, score = augmentation.complementary_codes(mu, darker, 50, seed=1)
+    assert score.auc > 0.99 and score.balanced_accuracy > 0.95 and score.folds == 5
     assert (darker[anchors] == 0).all()
     assert ((mu[anchors] @ w + b) < 0).all() and ((codes @ w + b) > 0).all()  # lighter side -> darker side
     along = w / np.linalg.norm(w)
     residual = (codes - mu[anchors]) - np.outer((codes - mu[anchors]) @ along, along)
     np.testing.assert_allclose(residual, 0.0, atol=1e-9)  # only the probe's direction changed
     with pytest.raises(ValueError, match="both classes"):
-        augmentation.fit_linear_probe(mu, np.zeros(400))
+        probes.fit_linear_probe(mu, np.zeros(400))
 
 
 def test_generated_faces_join_the_training_set_with_unknown_attributes():

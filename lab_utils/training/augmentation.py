@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
+from lab_utils.evaluation.probes import ProbeScore, cross_validated_probe, fit_linear_probe
 from lab_utils.nn.models import pad_batch, predict_batch
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_BINS, DEFAULT_RULE, Rule, histogram_weights
 from lab_utils.validation import integer, number
@@ -68,50 +69,24 @@ def uniform_codes(mu: np.ndarray, logvar: np.ndarray, n: int, *, seed: int = 0, 
     return _interpolate(np.asarray(mu), np.asarray(logvar), anchors, partners, rng, mix, noise), anchors
 
 
-def fit_linear_probe(codes: np.ndarray, target: np.ndarray, *, steps: int = 500,
-                     learning_rate: float = 0.5) -> tuple[np.ndarray, float, float]:
-    """Class-balanced logistic regression ``target ~ codes`` by gradient descent on standardised codes.
-
-    Returns ``(w, b, accuracy)`` in the *original* code units (``w @ z + b`` is the logit) and the balanced
-    training accuracy, which says how linearly the attribute is written in the latent space.
-    """
-    x = np.asarray(codes, dtype=np.float64)
-    y = np.asarray(target, dtype=np.float64).reshape(-1)
-    if x.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"codes must be (N, k) with one target per row, got {x.shape} and {y.shape}.")
-    if not np.isin(y, (0.0, 1.0)).all() or y.min() == y.max():
-        raise ValueError("target must be 0/1 with both classes present (e.g. the 'darker' attribute of faces).")
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
-    xs = (x - mean) / std
-    sample_w = np.where(y == 1, 0.5 / y.sum(), 0.5 / (1 - y).sum())
-    w, b = np.zeros(x.shape[1]), 0.0
-    for _ in range(integer("steps", steps)):
-        p = 1.0 / (1.0 + np.exp(-(xs @ w + b)))
-        grad = sample_w * (p - y)
-        w -= learning_rate * (xs.T @ grad)
-        b -= learning_rate * grad.sum()
-    pred = (xs @ w + b) > 0
-    accuracy = 0.5 * (pred[y == 1].mean() + (~pred[y == 0]).mean())
-    w_orig = w / std
-    return w_orig, float(b - w_orig @ mean), float(accuracy)
-
-
-def complementary_codes(mu: np.ndarray, darker: np.ndarray, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+def complementary_codes(mu: np.ndarray, darker: np.ndarray, n: int, *,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, ProbeScore]:
     """**Reads the skin-tone attribute.** Mirror ``n`` lighter faces' codes across the probe's boundary.
 
-    Returns the new codes, the lighter faces they came from, and the probe's balanced accuracy. Mirroring puts
-    each code as far on the darker side as it was on the lighter side and changes nothing the probe's
-    direction does not touch.
+    Returns the new codes, the lighter faces they came from, and the probe's held-out score (how well the
+    boundary the codes are mirrored across separates faces it was not fitted on). Mirroring puts each code as far
+    on the darker side as it was on the lighter side and changes nothing the probe's direction does not touch.
     """
     n = integer("n", n)
     mu = np.asarray(mu, dtype=np.float64)
     darker = np.asarray(darker).reshape(-1)
-    w, b, accuracy = fit_linear_probe(mu, darker == 1)
+    score = cross_validated_probe(mu, darker == 1, seed=seed)
+    w, b = fit_linear_probe(mu, darker == 1)
     lighter = np.flatnonzero(darker == 0)
     rng = np.random.default_rng(seed)
     anchors = rng.choice(lighter, size=n, replace=n > len(lighter))
     logit = mu[anchors] @ w + b
-    return mu[anchors] - 2 * (logit / (w @ w))[:, None] * w, anchors, accuracy
+    return mu[anchors] - 2 * (logit / (w @ w))[:, None] * w, anchors, score
 
 
 def decode_images(model: Any, codes: np.ndarray, batch_size: int = 256) -> np.ndarray:

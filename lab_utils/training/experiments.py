@@ -194,7 +194,7 @@ def generator_variant(kl_weight: float) -> Variant:
 
 def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, seed: int = 0) -> tuple[np.ndarray, dict]:
     """The faces a latent remedy adds (uint8 images) and where they came from (``anchors``: positions in
-    ``train.face_idx`` of the faces each code started from; the oracle's probe accuracy)."""
+    ``train.face_idx`` of the faces each code started from; ``probe``: the oracle's held-out probe score)."""
     from lab_utils.training import augmentation
 
     settings = variant.settings
@@ -213,8 +213,8 @@ def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, see
             raise ValueError("latent_oracle reads the 'darker' attribute of the training faces; this training set "
                              "has none (the embedded benchmark records it).")
         darker = np.asarray(train.attributes["darker"])[train.face_idx]  # the oracle reads the attribute
-        codes, anchors, info["probe_accuracy"] = augmentation.complementary_codes(
-            mu, darker, settings["n_generated"], seed=seed)
+        codes, anchors, probe = augmentation.complementary_codes(mu, darker, settings["n_generated"], seed=seed)
+        info["probe"] = probe.to_dict()
     else:
         raise ValueError(f"{variant.name}: {variant.remedy!r} is not a latent remedy.")
     info["anchors"] = anchors
