@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from throughput import EpochTimer, random_dataset  # noqa: E402
 
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.backbones import BACKBONES, build_backbone  # noqa: E402
 from lab_utils.running.env import machine_summary, seed_everything  # noqa: E402
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "backbone_speed.md", table)
-    write_text_atomic(args.out / "backbone_speed.json", json.dumps({"command": command, "rows": rows}, indent=1))
+    write_text_atomic(args.out / "backbone_speed.json", json.dumps({"command": command, "intervals": methods_record(), "rows": rows}, indent=1))
     print("\n" + table)
     return 0
 

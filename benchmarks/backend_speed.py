@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from throughput import EMA_MOMENTUM, LEARNING_RATE, EpochTimer  # noqa: E402
 
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.nn.backend import BACKENDS  # noqa: E402 - a worker's KERAS_BACKEND is set before it starts
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -286,6 +287,7 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_summary(),
+        "intervals": methods_record(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k not in ("out", "worker", "h5")},
         "rows": summarise(runs, args.steps * args.batch_size),

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.backend import BACKENDS  # noqa: E402
 
@@ -78,7 +79,8 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     write_text_atomic(args.out.with_suffix(".md"), text)
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
+    write_text_atomic(args.out.with_suffix(".json"), json.dumps({"intervals": methods_record(), "runs": results},
+                                                                 indent=2) + "\n")
     return 0 if all(r["returncode"] == 0 for r in results) else 1
 
 

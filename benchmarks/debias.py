@@ -31,7 +31,7 @@ import numpy as np
 
 from lab_utils import GROUPS
 from lab_utils.data import benchmark
-from lab_utils.evaluation import metrics, plots, seeds, threshold_free
+from lab_utils.evaluation import intervals, metrics, plots, seeds, threshold_free
 from lab_utils.files import write_text_atomic
 from lab_utils.nn.losses import REFERENCE_LAB_KL_WEIGHT
 from lab_utils.running.env import machine_summary
@@ -40,6 +40,8 @@ from lab_utils.training import experiments, trainers
 from lab_utils.training.experiments import Variant, resampling_summary, train_variant
 
 RESULTS = Path(__file__).resolve().parent / "results"
+INTERVALS = intervals.methods_record(intervals.WILSON, intervals.BOOTSTRAP, intervals.STUDENT_T)
+"""Per seed: Wilson for recall, FPR and accuracy, the bootstrap for gaps and spreads; across seeds: Student t."""
 
 LAB_KL = REFERENCE_LAB_KL_WEIGHT  # pinned here so the committed results stay reproducible
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
@@ -384,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_summary(),
         "total_minutes": minutes_before + (time.perf_counter() - start) / 60,
         "target_fpr": threshold_free.matched_fpr_target(profile.n_test_nonfaces),
+        "intervals": INTERVALS,
+        "ap_ranking": "tied scores are one threshold (scikit-learn's rule), on float64 logits",
         "variants": {n: VARIANTS[n].to_dict() for n in args.variants},
         "references": [r for r in (args.references or suite["references"]) if r in args.variants],
     }

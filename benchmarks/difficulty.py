@@ -25,6 +25,7 @@ import numpy as np
 
 from lab_utils import GROUPS
 from lab_utils.data import benchmark
+from lab_utils.evaluation.intervals import methods_record
 from lab_utils.files import write_text_atomic
 from lab_utils.nn.models import build_cnn
 from lab_utils.running.env import data_dir, machine_summary
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "generator_timing": generator_timing,
         "train_seconds_per_epoch": float(np.mean([r["train_seconds"] for r in all_runs]) / epochs),
         "ema_applied_by_fit": bool(max_change < 1e-6), "max_ema_change_after_fit": max_change,
+        "intervals": methods_record(),  # mean, std and standard error over seeds; no interval
         "summary": summary, "criterion": criterion(summary), "runs": runs,
     }
     text = markdown(report)

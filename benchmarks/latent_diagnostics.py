@@ -35,6 +35,7 @@ import numpy as np
 
 from lab_utils.data import benchmark
 from lab_utils.evaluation import metrics, probes, threshold_free
+from lab_utils.evaluation.intervals import methods_record
 from lab_utils.files import write_text_atomic
 from lab_utils.running.env import machine_summary
 from lab_utils.running.profiles import get_profile
@@ -232,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": "python benchmarks/latent_diagnostics.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "profile": profile.name, "profile_epochs": profile.dbvae_epochs, "seeds": list(range(args.seeds)),
+        "intervals": methods_record(),  # mean and std over seeds; no interval
+        "probe_protocol": "lab_utils.evaluation.probes.cross_validated_probe (5 stratified folds)",
         "machine": machine_summary(),
         "total_minutes": (time.perf_counter() - start) / 60,
     }

@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 
 METRICS = {
@@ -74,7 +75,8 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     write_text_atomic(args.out / f"{args.name}.md", text)
-    write_text_atomic(args.out / f"{args.name}.json", json.dumps({"command": command, "pairs": [list(k) for k in common],
+    write_text_atomic(args.out / f"{args.name}.json", json.dumps({"command": command, "intervals": methods_record(),
+                                                                   "pairs": [list(k) for k in common],
                                                                    "summary": summary}, indent=2) + "\n")
 
 

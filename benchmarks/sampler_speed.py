@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab_utils.data.dataset import FaceDataset  # noqa: E402
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.running.env import machine_info  # noqa: E402
 from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
@@ -111,6 +112,7 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
+        "intervals": methods_record(),
         "n_images": args.n_images,
         "sampler_calls": args.sampler_calls,
         "train_steps": args.train_steps,

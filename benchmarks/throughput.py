@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 
 from lab_utils.data.dataset import FaceDataset  # noqa: E402
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.models import DBVAE, VAE, build_cnn  # noqa: E402
 from lab_utils.running.env import (
@@ -227,6 +228,7 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine_info(), "load_average_1min_at_start": round(os.getloadavg()[0], 2)},
         "args": {k: v for k, v in vars(args).items() if k != "out"},
+        "intervals": methods_record(),
         "target_share": TARGET_SHARE,
         "training": training_rows(args),
         "resampling": resampling_row(args),

@@ -16,12 +16,23 @@ import numpy as np
 
 WILSON = "wilson"
 BOOTSTRAP = "bootstrap-percentile"
+STUDENT_T = "student-t-over-seeds"
 METHODS: dict[str, str] = {
     WILSON: "Wilson score interval from the counts (right at 0% and 100%)",
-    BOOTSTRAP: "percentile interval of a stratified bootstrap (each group, the unknown-group faces and the "
-               "non-faces resampled separately, sizes fixed)",
+    BOOTSTRAP: "percentile interval of a bootstrap stratified by group (each group's faces resampled "
+               "separately, sizes fixed)",
+    STUDENT_T: "Student-t interval of the mean over seeds (n - 1 degrees of freedom), each seed its own data",
 }
 """Every interval method a result file may name, with the words its tables use."""
+
+
+def methods_record(*methods: str) -> dict[str, str]:
+    """What a results file writes under ``"intervals"``: each method its numbers use, in words; ``{}`` says it
+    holds no intervals at all."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"Unknown interval method(s) {unknown}; use those of intervals.METHODS: {sorted(METHODS)}.")
+    return {m: METHODS[m] for m in methods}
 
 
 def _count(name: str, value: Any) -> int:
