@@ -265,3 +265,21 @@ def test_a_group_too_small_to_conclude_anything_is_warned_about():
                                    one_each, n_boot=50)
     # one face detected out of one: the interval says almost nothing, which is what the warning is about
     assert result.recall["LF"].high == 1.0 and result.recall["LF"].low < 0.25
+
+
+def test_every_result_type_round_trips_through_json():
+    """results.py promises it: a results file can be read back into the values that wrote it."""
+    from lab_utils.evaluation.probes import ProbeScore
+    from lab_utils.evaluation.results import Estimate, RecallAtFPR
+
+    with pytest.warns(RuntimeWarning, match="LF"):
+        matched = recall_at_fpr(*known_case(drop=("LF",)))  # an empty group: NaN recall, None in JSON
+    evaluation = evaluate_detector(*noisy_case(30), n_boot=50)
+    values = [matched, recall_at_fpr(*noisy_case(30), logits=False), evaluation, evaluation.recall["LF"],
+              Estimate(0.5, 0.4, 0.6, 10, "wilson"), ProbeScore(0.9, 0.8, 5, 100)]
+    for value in values:
+        text = json.dumps(value.to_dict(), allow_nan=False)
+        back = type(value).from_dict(json.loads(text))
+        assert json.dumps(back.to_dict(), allow_nan=False) == text, type(value).__name__
+    back = RecallAtFPR.from_dict(json.loads(json.dumps(matched.to_dict(), allow_nan=False)))
+    assert math.isnan(back.recall["LF"]) and back.n == matched.n and back.scores == "probability"
