@@ -5,7 +5,7 @@
 
 The prose lives in templates beside this script (``findings.md.in`` for FINDINGS.md, ``readme_findings.md.in`` for
 the block between ``<!-- findings:start -->`` and ``<!-- findings:end -->`` in the README). Every figure in them is a
-``{{ expression }}`` over the results files, evaluated with the helpers below (``pm``, ``paired``, ``closed``,
+``{{ expression }}`` over the results files, evaluated with the helpers below (``mean``, ``paired``, ``closed``,
 ...); a number typed into a template's prose outside a placeholder or a code span fails ``--check`` (the lint),
 and so does a generated document edited by hand. After a benchmark run: rerun this script and commit.
 """
@@ -103,11 +103,6 @@ class Results:
     def h_value(self, name: str, variant: str, key: str) -> float:
         return float(self.summary(name, variant, key)["mean"])
 
-    def h_pm(self, name: str, variant: str, key: str, scale: float = 100.0, digits: int = 1) -> str:
-        """Mean ± half-width of the 95% t-interval over seeds."""
-        s = self.summary(name, variant, key)
-        return f"{s['mean'] * scale:.{digits}f} ± {(s['ci_high'] - s['mean']) * scale:.{digits}f}"
-
     def h_paired(self, name: str, variant: str, reference: str, key: str = "gap_lighter_darker",
                  digits: int = 1) -> str:
         """The mean per-seed difference (variant - reference) ± its t half-width, in points, signed."""
@@ -124,10 +119,9 @@ class Results:
             return f"{higher} of {len(gaps)} seeds higher"
         return f"lower on {lower} of {len(gaps)} seeds"
 
-    def h_closed(self, name: str, variant: str, reference: str = "cnn", key: str = "gap_lighter_darker",
-                 reference_name: str | None = None) -> str:
+    def h_closed(self, name: str, variant: str, reference: str = "cnn", key: str = "gap_lighter_darker") -> str:
         """The share of the reference's mean gap that the variant's mean gap closes, as "48%"."""
-        ref = self.h_value(reference_name or name, reference, key)
+        ref = self.h_value(name, reference, key)
         return f"{100 * (1 - self.h_value(name, variant, key) / ref):.0f}%"
 
     def h_seeds(self, name: str) -> str:
@@ -228,9 +222,6 @@ class Results:
                          f"{self.h_mean(name, variant, 'fpr', digits=2)}% | {self.h_mean(name, variant, 'accuracy')}% | "
                          f"{self.h_value(name, variant, 'n_params') / 1000:,.0f}k |")
         return "\n".join(lines)
-
-    def h_pct(self, x: float, digits: int = 1) -> str:
-        return f"{100 * float(x):.{digits}f}%"
 
     def h_num(self, x: float, digits: int = 1) -> str:
         return f"{float(x):,.{digits}f}"
