@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from lab_utils.validation import number
+
 WILSON = "wilson"
 BOOTSTRAP = "bootstrap-percentile"
 STUDENT_T = "student-t-over-seeds"
@@ -59,8 +61,7 @@ def wilson_interval(successes: Any, n: Any, ci: float = 0.95) -> tuple[float, fl
     if k > total:
         raise ValueError(f"successes ({k}) cannot exceed n ({total}): a count of detected faces, false positives "
                          "or correct calls is at most the number of images it is counted over.")
-    if not (isinstance(ci, Real) and 0.0 < ci < 1.0):
-        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}.")
+    ci = number("ci", ci, low=0.0, high=1.0, low_open=True, high_open=True)
     if total == 0:
         return math.nan, math.nan
     from scipy.stats import norm  # scipy is a dependency; imported here to keep lab_utils' start-up light
