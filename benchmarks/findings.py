@@ -185,6 +185,15 @@ class Results:
         return [float(r["per_epoch"][epoch - 1][key]) for r in self.file("latent_diagnostics")["runs"]
                 if r["kl_weight"] == kl_weight]
 
+    def h_latent(self, kind: str, kl_weight: float, key: str) -> list[float]:
+        """latent_search*.json: one latent criterion (e.g. ``active_units``, ``probe_auc``) per seed for a model
+        kind at a KL weight, over every latent-search file, in seed order."""
+        runs = {r["seed"]: float(r[key]) for path in sorted(self.folder.glob("latent_search*.json"))
+                for r in self.file(path.stem)["runs"] if (r["kind"], r["kl_weight"]) == (kind, kl_weight)}
+        if not runs:
+            raise KeyError(f"no latent_search run for {kind} at KL weight {kl_weight}")
+        return [runs[seed] for seed in sorted(runs)]
+
     def h_ms(self, values: Iterable[float], scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
         """Mean ± standard deviation of per-seed values, as latent_diagnostics.md shows them."""
         v = np.asarray(list(values), dtype=np.float64) * scale

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from lab_utils import GROUPS  # noqa: E402
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.evaluation import metrics, probes, threshold_free  # noqa: E402
+from lab_utils.evaluation.latents import active_units  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.models import pad_batch, predict_batch  # noqa: E402
@@ -47,7 +48,6 @@ from lab_utils.training.experiments import Variant, train_variant  # noqa: E402
 from lab_utils.training.resampling import encode_posteriors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-ACTIVE_VARIANCE = 0.01
 PAIRS = 2000
 
 
@@ -78,7 +78,7 @@ def latent_criteria(model: Any, test, seed: int) -> dict[str, Any]:
     score = probes.cross_validated_probe(mu, darker, seed=seed)
     tone = np.asarray(faces.attributes["skin_tone"], dtype=np.float64)
     corr = [abs(np.corrcoef(mu[:, j], tone)[0, 1]) if mu[:, j].std() > 0 else 0.0 for j in range(mu.shape[1])]
-    return {"active_units": int((mu.var(axis=0) > ACTIVE_VARIANCE).sum()),
+    return {"active_units": int(active_units(mu).sum()),
             "kl_nats": float(kl.mean()),
             "recon_l1": float(np.abs(recon - images).mean()),
             "distinct_ratio": float(between_recon / between_faces),

@@ -16,9 +16,14 @@ from keras import ops
 
 RECONSTRUCTION_KINDS = ("l1", "l2")
 
-DEFAULT_KL_WEIGHT = 0.05
-"""The labs' and the library's KL weight (c in the loss): 100x the reference lab's. Why, with the evidence:
-README "What they found" and benchmarks/results/debias_pooled.md."""
+VAE_KL_WEIGHT = 5e-4
+"""Lab 2's VAE's KL weight (``models.VAE``'s default; the reference lab's value). With the reconstruction term a mean
+over pixels, a much larger weight makes encoding nothing the optimum: the VAE collapses to one average face.
+Evidence: benchmarks/results/latent_search_*.md."""
+DBVAE_KL_WEIGHT = 0.05
+"""Lab 3's DB-VAE's KL weight (``models.DBVAE``'s default and the benchmark's variants): 100x the reference lab's.
+It was chosen for the fairness figure, where it acts as a regulariser on the shared encoder, and it collapses the
+DB-VAE's latent space (README "What they found", benchmarks/results/debias_pooled.md and latent_search_*.md)."""
 REFERENCE_LAB_KL_WEIGHT = 5e-4
 """The reference lab's KL weight, kept for the labs' questions and the benchmark's pinned variants."""
 

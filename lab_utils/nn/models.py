@@ -20,7 +20,8 @@ from keras import layers, ops
 from lab_utils.files import atomic_path
 from lab_utils.nn import backend
 from lab_utils.nn.losses import (
-    DEFAULT_KL_WEIGHT,
+    DBVAE_KL_WEIGHT,
+    VAE_KL_WEIGHT,
     RECONSTRUCTION_KINDS,
     check_loss_fn,
     classification_loss,
@@ -149,7 +150,7 @@ class _LatentModel(keras.Model):
     kind = ""
     reference_loss: Callable[..., Any]
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
+    def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = "l1",
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
                  reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -219,7 +220,7 @@ class VAE(_LatentModel):
     kind = "vae"
     reference_loss = staticmethod(vae_loss)
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
+    def __init__(self, latent_dim: int = 32, kl_weight: float = VAE_KL_WEIGHT, recon: str = "l1",
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
                  reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)
@@ -246,7 +247,7 @@ class DBVAE(_LatentModel):
     kind = "dbvae"
     reference_loss = staticmethod(dbvae_loss)
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = DEFAULT_KL_WEIGHT, recon: str = "l1",
+    def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = "l1",
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
                  reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)

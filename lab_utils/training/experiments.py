@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.nn.losses import DEFAULT_KL_WEIGHT
+from lab_utils.nn.losses import DBVAE_KL_WEIGHT, VAE_KL_WEIGHT
 from lab_utils.running.env import seed_everything
 from lab_utils.running.profiles import Profile
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE
@@ -27,9 +27,9 @@ REMEDIES = ("latent_rare", "latent_uniform", "latent_oracle", "jtt")
 drawn codes (the control), from codes mirrored across the skin-tone boundary (an oracle: reads the attribute),
 and Just Train Twice. Their settings live in ``Variant.options`` (see :data:`REMEDY_DEFAULTS`)."""
 REMEDY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "latent_rare": {"n_generated": 1000, "mix": 0.5, "noise": 0.5, "generator_kl_weight": DEFAULT_KL_WEIGHT},
-    "latent_uniform": {"n_generated": 1000, "mix": 0.5, "noise": 0.5, "generator_kl_weight": DEFAULT_KL_WEIGHT},
-    "latent_oracle": {"n_generated": 1000, "generator_kl_weight": DEFAULT_KL_WEIGHT},
+    "latent_rare": {"n_generated": 1000, "mix": 0.5, "noise": 0.5, "generator_kl_weight": DBVAE_KL_WEIGHT},
+    "latent_uniform": {"n_generated": 1000, "mix": 0.5, "noise": 0.5, "generator_kl_weight": DBVAE_KL_WEIGHT},
+    "latent_oracle": {"n_generated": 1000, "generator_kl_weight": DBVAE_KL_WEIGHT},
     "jtt": {"upweight": 20.0, "first_epochs": 1},
 }
 ORACLE_REMEDIES = ("latent_oracle",)
@@ -44,7 +44,7 @@ class Variant:
     resample: bool = False
     rule: str = DEFAULT_RULE
     alpha: float = DEFAULT_ALPHA
-    kl_weight: float = DEFAULT_KL_WEIGHT
+    kl_weight: float = DBVAE_KL_WEIGHT
     oracle_darker_share: float | None = None  # label-aware sampling: share of darker faces per batch
     extra: dict[str, Any] = field(default_factory=dict)
     backbone: str = "cnn"  # for kind "cnn": a name in lab_utils.nn.backbones.BACKBONES
@@ -93,7 +93,7 @@ class Variant:
 
 LAB_VARIANTS: dict[str, Variant] = {
     "cnn": Variant("cnn", kind="cnn"),
-    "vae": Variant("vae", kind="vae"),
+    "vae": Variant("vae", kind="vae", kl_weight=VAE_KL_WEIGHT),
     "dbvae": Variant("dbvae", resample=True),
 }
 
