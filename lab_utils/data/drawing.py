@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import colorsys
 
-import cv2
 import numpy as np
 
 from lab_utils.data.attributes import BACKGROUND_KINDS, skin_rgb
 from lab_utils.data.dataset import IMAGE_SHAPE
+from lab_utils.data.opencv import cv2
 
 SIZE = IMAGE_SHAPE[0]
 SHIFT = 4  # cv2 sub-pixel bits: coordinates are drawn at 1/16 pixel

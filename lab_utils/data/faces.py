@@ -3,12 +3,12 @@ for a head-like distractor, scrambled, partial or missing), glasses, beard and h
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from lab_utils.data.attributes import skin_rgb
 from lab_utils.data.dataset import IMAGE_SHAPE
 from lab_utils.data.drawing import SHIFT, ellipse, hair_colour, poly, pt, random_colour
+from lab_utils.data.opencv import cv2
 
 HEAD_CENTRE = (32.0, 27.0)
 IRIS = np.array([(56, 36, 22), (92, 64, 36), (70, 100, 130), (80, 110, 70)], dtype=np.float32)

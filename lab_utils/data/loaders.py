@@ -211,10 +211,7 @@ def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def _read_image(path: Path, size: int) -> np.ndarray:
     """One image as ``size`` x ``size`` RGB uint8: centre crop to a square (no distortion), area resize."""
-    try:
-        import cv2
-    except ImportError as err:
-        raise ImportError("Reading image files needs OpenCV: pip install opencv-python-headless") from err
+    from lab_utils.data.opencv import cv2  # here, so that reading HDF5 files works without OpenCV
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such image file.")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)

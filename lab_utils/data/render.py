@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -20,6 +19,7 @@ from lab_utils.data.config import DIFFICULTY, IMAGE_STREAM, SPLIT_IDS, SPLITS, B
 from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
 from lab_utils.data.drawing import SIZE, background, draw_clutter, draw_shapes, projection, random_colour, texture
 from lab_utils.data.faces import HEAD_CENTRE, draw_person
+from lab_utils.data.opencv import cv2
 from lab_utils.validation import integer
 
 GAMMA = 2.2
