@@ -73,3 +73,21 @@ def test_without_opencv_every_module_imports_or_names_the_install_line():
     needing = {line.split(": ", 1)[1] for line in out.stdout.splitlines() if line.startswith("needs opencv:")}
     assert "lab_utils.data.render" in needing  # the check above did see OpenCV missing
     assert "lab_utils.data.loaders" not in needing  # reading HDF5 files does not need it
+
+
+def requirement_extras(name: str) -> set[str]:
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / name).read_text().splitlines()]
+    installs = [ln for ln in lines if ln]
+    assert installs and all(re.fullmatch(r"-e \.\[[a-z,]+\]", ln) for ln in installs), \
+        f"{name} should only name pyproject.toml's extras (one source of truth), got {installs}"
+    return {extra for ln in installs for extra in ln[len("-e .["):-1].split(",")}
+
+
+def test_the_student_file_installs_no_test_tools_and_no_jax():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    student = {re.split(r"[<>=!\[ ;]", d, maxsplit=1)[0] for e in requirement_extras("requirements.txt")
+               for d in extras[e]}
+    assert {"tensorflow", "opencv-python-headless", "nbclient", "jupyterlab"} <= student
+    assert not student & {"pytest", "nbval", "jax", "scikit-learn"}, student
+    assert requirement_extras("requirements.txt") < requirement_extras("requirements-dev.txt")
+    assert "requirements-dev.txt && python -m pytest" in (ROOT / ".ci" / "run").read_text()
