@@ -97,3 +97,15 @@ def test_notebooks_anywhere_in_the_checkout_share_its_data_and_outputs(tmp_path,
     monkeypatch.delenv(env.OUTPUT_ENV, raising=False)
     monkeypatch.chdir(checkout / "labs" / "student")  # a student notebook's working folder
     assert env.project_root() == checkout and env.data_dir() == checkout / "data"
+
+
+def test_fit_verbosity_follows_the_main_jobs_setting(monkeypatch):
+    from lab_utils.running.env import FIT_VERBOSE_ENV, fit_verbosity
+
+    monkeypatch.delenv(FIT_VERBOSE_ENV, raising=False)
+    assert fit_verbosity("auto") == "auto"  # a live notebook keeps its progress bar
+    monkeypatch.setenv(FIT_VERBOSE_ENV, "2")
+    assert fit_verbosity("auto") == 2 and fit_verbosity(0) == 0  # an explicit choice wins
+    monkeypatch.setenv(FIT_VERBOSE_ENV, "lines")
+    with pytest.raises(ValueError, match="LAB_FIT_VERBOSE must be 0"):
+        fit_verbosity("auto")

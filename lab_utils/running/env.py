@@ -12,6 +12,8 @@ import numpy as np
 
 DATA_ENV = "LAB_DATA_DIR"
 OUTPUT_ENV = "LAB_OUTPUT_DIR"
+FIT_VERBOSE_ENV = "LAB_FIT_VERBOSE"
+"""Set by the main job to 2 (one line per epoch), so an executed notebook does not keep every progress-bar frame."""
 
 
 def in_colab() -> bool:
@@ -28,6 +30,17 @@ def project_root() -> Path:
     if (candidate / "labs").is_dir() and (candidate / "lab_utils").is_dir():
         return candidate
     return Path.cwd()
+
+
+def fit_verbosity(verbose: str | int) -> str | int:
+    """Keras ``fit``'s ``verbose``: ``"auto"`` becomes $LAB_FIT_VERBOSE (0, 1 or 2) when set, else stays the live bar."""
+    value = os.environ.get(FIT_VERBOSE_ENV, "").strip()
+    if verbose != "auto" or not value:
+        return verbose
+    if value not in ("0", "1", "2"):
+        raise ValueError(f"${FIT_VERBOSE_ENV} must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
+                         f"{value!r}; unset it for the default.")
+    return int(value)
 
 
 def _folder(variable: str, default: Path) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +83,11 @@ def execute(path: Path, out_path: Path, *, allow_errors: bool = False, cell_time
                 cell.outputs, cell.execution_count = [], None
     client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=allow_errors,
                             resources={"metadata": {"path": str(Path(path).parent)}})
+    sockets = None
+    if os.name == "posix":  # a local kernel over Unix sockets in a private folder: no plain-TCP warning per notebook
+        sockets = tempfile.TemporaryDirectory(prefix="lab-kernel-")
+        client.km = client.create_kernel_manager()
+        client.km.transport, client.km.ip = "ipc", os.path.join(sockets.name, "kernel")
     code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
 
     def save() -> None:
@@ -106,4 +113,6 @@ def execute(path: Path, out_path: Path, *, allow_errors: bool = False, cell_time
                     save()
     finally:
         save()
+        if sockets is not None:
+            sockets.cleanup()
     return time.perf_counter() - start

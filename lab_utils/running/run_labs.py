@@ -21,7 +21,7 @@ from pathlib import Path
 from lab_utils.evaluation.reports import SUMMARY_NAME
 from lab_utils.files import write_bytes_atomic, write_text_atomic
 from lab_utils.running import notebooks
-from lab_utils.running.env import OUTPUT_ENV, output_dir, project_root
+from lab_utils.running.env import FIT_VERBOSE_ENV, OUTPUT_ENV, output_dir, project_root
 from lab_utils.running.profiles import PROFILE_ENV, get_profile
 
 SUMMARY_FILE = f"{SUMMARY_NAME}.md"
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = get_profile(args.profile)
         os.environ[PROFILE_ENV] = profile.name  # inherited by the notebook kernels
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault(FIT_VERBOSE_ENV, "2")  # one line per epoch in the executed copies, not every bar frame
         os.environ.setdefault(OUTPUT_ENV, str(project_root() / "outputs"))
         labs = notebooks.lab_notebooks(project_root() / "labs", args.only)
     except (ValueError, FileNotFoundError) as err:

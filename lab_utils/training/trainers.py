@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
 from lab_utils.nn import backend
 from lab_utils.nn.models import DBVAE, VAE, predict_logits
-from lab_utils.running.env import seed_everything
+from lab_utils.running.env import fit_verbosity, seed_everything
 from lab_utils.training.callbacks import ResamplingCallback
 from lab_utils.training.resampling import (
     DEFAULT_ALPHA,
@@ -78,7 +78,7 @@ def _fit(
         model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch),
                       jit_compile=jit_compile, steps_per_execution=steps_per_execution, **compile_kwargs)
         history = model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs,
-                            callbacks=list(callbacks), verbose=verbose)
+                            callbacks=list(callbacks), verbose=fit_verbosity(verbose))
     backend.unalias_after_fit(model)
     return history
 
