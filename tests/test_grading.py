@@ -16,9 +16,10 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from lab_utils.teaching import grades, grading
 
-# The others need ~5-15 s each (kernel start + TensorFlow import on 2 shared cores), so 30 s leaves a margin;
-# the hanging notebook sorts first and runs alongside them, so its limit costs little extra time.
-HANG_TIMEOUT = 30.0
+# The grader's limit covers the kernel's start-up and imports too. The correct submissions need ~5-15 s each on an
+# idle 2-core machine; 120 s is met by one several times slower or busier, so the limit only ever decides the
+# submission that loops for ever. It sorts first and runs alongside the others, so its limit costs little extra time.
+HANG_TIMEOUT = 120.0
 
 SETUP = "from keras import ops\nfrom lab_utils.teaching import checks, records"
 KL_OK = "def kl(mu, logvar):\n    return 0.5 * ops.sum(ops.exp(logvar) + mu**2 - 1.0 - logvar, axis=-1)"
@@ -124,7 +125,7 @@ def test_hanging_submission_times_out_keeps_earlier_checks_and_is_killed(graded)
     row = rows["abe_hangs"]
     assert row["status"] == f"timeout after {HANG_TIMEOUT:g} s in cell 4 of 7"
     assert row["kl_divergence"] == "pass" and row["reparameterize"] == grading.NOT_RUN and row["passed"] == "1/2"
-    assert HANG_TIMEOUT <= float(row["runtime_s"]) < HANG_TIMEOUT + 10
+    assert HANG_TIMEOUT <= float(row["runtime_s"]) < HANG_TIMEOUT + 60  # killed soon after its limit
     assert elapsed < 4 * HANG_TIMEOUT  # the others were graded alongside, not after an unbounded wait
     executed = nbformat.read(out / "executed" / "abe_hangs.ipynb", as_version=4)
     assert any(o.get("text", "").startswith("PASS kl_divergence") for o in executed.cells[2].outputs)
@@ -158,14 +159,14 @@ def test_interrupt_kills_a_running_notebook_at_once(tmp_path):
     stop = threading.Event()
 
     def stop_once_running() -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         stop.set()
 
     threading.Thread(target=stop_once_running, daemon=True).start()
     grade = grading.grade_submission(path, timeout=120, stop=stop)
-    assert grade.status == "interrupted in cell 1 of 1" and grade.runtime_s < 60
+    assert grade.status == "interrupted in cell 1 of 1" and grade.runtime_s < 110  # stopped, not timed out
     assert _survivors("spins") == []
 
 
@@ -225,7 +226,7 @@ def test_a_process_the_submission_detached_does_not_outlive_its_grade(tmp_path):
     pid_file = tmp_path / "detached.pid"
     path = tmp_path / "detaches.ipynb"
     nbformat.write(_notebook(DETACH.format(pid_file=str(pid_file)), "import time\ntime.sleep(600)"), path)
-    grade = grading.grade_submission(path, timeout=20)
+    grade = grading.grade_submission(path, timeout=90)  # the first cell must run first, also on a busy machine
     assert grade.status.startswith("timeout")
     pid = int(pid_file.read_text())
     time.sleep(0.2)

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, help="folder of submitted .ipynb notebooks")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="report folder (default: grades)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per notebook (default: 900)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per notebook, kernel start-up and imports included (default: 900)")
     parser.add_argument("--profile", default="smoke", help="LAB_PROFILE for the notebooks (default: smoke)")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default: 1)")
     args = parser.parse_args(argv)
