@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"command": "python benchmarks/under_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": machine_summary(), "busy_processes": args.busy, "tests": args.tests,
               "returncode": out.returncode, "summary": summary[0] if summary else out.stdout[-300:],
-              "seconds": seconds, "load_average_at_end": load}
+              "seconds": seconds, "load_average_at_end": load, "intervals": {}}  # no interval estimated here
     text = (f"# Tests under load\n\nCommand: `{record['command']}`  \nMachine: {record['machine']}.\n\n"
             f"With {args.busy} CPU-bound processes running alongside: `{' '.join(args.tests)}` -> "
             f"**{'passed' if out.returncode == 0 else 'FAILED'}** (`{record['summary'].strip()}`) in {seconds:.0f} s; "
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if out.returncode != 0:
         print(out.stdout[-5000:])
     write_text_atomic(RESULTS / f"{args.name}.md", text)
-    write_text_atomic(RESULTS / f"{args.name}.json", json.dumps(record, indent=1))
+    write_text_atomic(RESULTS / f"{args.name}.json", json.dumps(record, indent=1) + "\n")
     return out.returncode
 
 
