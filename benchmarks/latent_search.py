@@ -130,6 +130,28 @@ def markdown(runs: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def resumed(checkpoint: Path, identity: dict, resume: bool, parser: argparse.ArgumentParser) -> tuple[list[dict], float]:
+    """The runs and minutes an interrupted run left in ``checkpoint`` (with ``--resume`` and the same arguments)."""
+    if not (resume and checkpoint.is_file()):
+        return [], 0.0
+    saved = json.loads(checkpoint.read_text())
+    if saved["identity"] != identity:
+        parser.error(f"--resume: {checkpoint} was written with {saved['identity']}")
+    return saved["runs"], saved["minutes"]
+
+
+def save_checkpoint(checkpoint: Path, identity: dict, runs: list[dict], minutes: float) -> None:
+    write_text_atomic(checkpoint, json.dumps({"identity": identity, "runs": runs, "minutes": minutes}))
+
+
+def publish(name: str, meta: dict, runs: list[dict], table: str, checkpoint: Path) -> None:
+    """Write ``benchmarks/results/<name>.{md,json}``, drop the checkpoint, print the table."""
+    write_text_atomic(RESULTS / f"{name}.md", table)
+    write_text_atomic(RESULTS / f"{name}.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
+    checkpoint.unlink(missing_ok=True)
+    print("\n" + table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
@@ -144,13 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = output_dir() / "latent_search"
     checkpoint = RESULTS / f"{args.name}.partial.json"
     identity = {k: getattr(args, k) for k in ("profile", "kind", "kl_weights", "seeds", "epochs")}
-    runs: list[dict] = []
-    minutes_before = 0.0
-    if args.resume and checkpoint.is_file():
-        saved = json.loads(checkpoint.read_text())
-        if saved["identity"] != identity:
-            parser.error(f"--resume: {checkpoint} was written with {saved['identity']}")
-        runs, minutes_before = saved["runs"], saved["minutes"]
+    runs, minutes_before = resumed(checkpoint, identity, args.resume, parser)
     start = time.perf_counter()
     done = {(r["kind"], r["kl_weight"], r["seed"]) for r in runs}
     for seed in args.seeds:
@@ -161,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 runs.append(run(kind, kl, seed, profile, args.epochs, cache))
                 r = runs[-1]
-                write_text_atomic(checkpoint, json.dumps({"identity": identity, "runs": runs, "minutes": minutes_before
-                                                          + (time.perf_counter() - start) / 60}))
+                save_checkpoint(checkpoint, identity, runs, minutes_before + (time.perf_counter() - start) / 60)
                 print(f"{kind} kl {kl:g} seed {seed}: {r['active_units']} active, KL {r['kl_nats']:.2f}, distinct "
                       f"{r['distinct_ratio']:.2f}, probe {r['probe_auc']:.3f}"
                       + (f", gap {100 * r['detector']['gap']:+.1f}" if "detector" in r else "")
@@ -170,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python benchmarks/latent_search.py " + " ".join(sys.argv[1:] if argv is None else argv),
             "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
             "total_minutes": minutes_before + (time.perf_counter() - start) / 60}
-    table = markdown(runs, meta)
-    write_text_atomic(RESULTS / f"{args.name}.md", table)
-    write_text_atomic(RESULTS / f"{args.name}.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
-    checkpoint.unlink(missing_ok=True)
-    print("\n" + table)
+    publish(args.name, meta, runs, markdown(runs, meta), checkpoint)
     return 0
 
 

@@ -14,7 +14,6 @@ FPR. Writes ``benchmarks/results/<name>.{md,json}``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from latent_search import detector_view  # noqa: E402
+from latent_search import detector_view, publish, resumed, save_checkpoint  # noqa: E402
 from rule_search import candidates  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.running.env import machine_summary  # noqa: E402
 from lab_utils.running.profiles import get_profile  # noqa: E402
@@ -91,13 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile)
     checkpoint = RESULTS / f"{args.name}.partial.json"
     identity = {k: getattr(args, k) for k in ("profile", "kl_weight", "rules", "seeds")}
-    runs: list[dict] = []
-    minutes_before = 0.0
-    if args.resume and checkpoint.is_file():
-        saved = json.loads(checkpoint.read_text())
-        if saved["identity"] != identity:
-            parser.error(f"--resume: {checkpoint} was written with {saved['identity']}")
-        runs, minutes_before = saved["runs"], saved["minutes"]
+    runs, minutes_before = resumed(checkpoint, identity, args.resume, parser)
     done = {(r["rule"], r["seed"]) for r in runs}
     start = time.perf_counter()
     for seed in args.seeds:
@@ -105,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             if (rule, seed) in done:
                 continue
             runs.append(run(rule, args.kl_weight, seed, profile))
-            write_text_atomic(checkpoint, json.dumps({"identity": identity, "runs": runs,
-                                                      "minutes": minutes_before + (time.perf_counter() - start) / 60}))
+            save_checkpoint(checkpoint, identity, runs, minutes_before + (time.perf_counter() - start) / 60)
             r = runs[-1]
             print(f"{rule} seed {seed}: darker drawn {100 * r['per_epoch'][-1]['darker_share']:.1f}%, gap "
                   f"{100 * r['detector']['gap']:+.1f} ({r['train_seconds']:.0f} s)", flush=True)
@@ -114,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 f'"{a}"' if " " in a else a for a in (sys.argv[1:] if argv is None else argv)),
             "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
             "total_minutes": minutes_before + (time.perf_counter() - start) / 60}
-    table = markdown(runs, meta)
-    write_text_atomic(RESULTS / f"{args.name}.md", table)
-    write_text_atomic(RESULTS / f"{args.name}.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
-    checkpoint.unlink(missing_ok=True)
-    print("\n" + table)
+    publish(args.name, meta, runs, markdown(runs, meta), checkpoint)
     return 0
 
 
