@@ -189,6 +189,7 @@ class Results:
         """latent_search*.json: one latent criterion (e.g. ``active_units``, ``probe_auc``) per seed for a model
         kind at a KL weight, over every latent-search file, in seed order."""
         runs = {r["seed"]: float(r[key]) for path in sorted(self.folder.glob("latent_search*.json"))
+                if not path.stem.endswith(".partial")  # a run in progress
                 for r in self.file(path.stem)["runs"] if (r["kind"], r["kl_weight"]) == (kind, kl_weight)}
         if not runs:
             raise KeyError(f"no latent_search run for {kind} at KL weight {kl_weight}")
