@@ -36,7 +36,7 @@ running/     running it all
   run_labs.py     the main job;  notebooks.py  where the labs are and how one is executed
   profiles.py     run scales (smoke, cpu, full);  env.py  the notebooks' first cell, folders, seeding
   processes.py    ending what a run started
-files.py, validation.py   atomic writes; argument checks
+files.py, validation.py   atomic writes; argument checks;  backend_choice.py  which Keras backend, checked early
 """
 
 import sys
@@ -44,7 +44,7 @@ import sys
 __version__ = "0.1.0"
 
 if "keras" not in sys.modules:  # say how to fix a KERAS_BACKEND that cannot load, before Keras fails on it
-    from lab_utils.nn.backend import check_requested
+    from lab_utils.backend_choice import check_requested
 
     check_requested()
 

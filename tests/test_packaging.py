@@ -77,7 +77,7 @@ def test_without_opencv_every_module_imports_or_names_the_install_line():
 
 def requirement_extras(name: str) -> set[str]:
     lines = [ln.split("#")[0].strip() for ln in (ROOT / name).read_text().splitlines()]
-    installs = [ln for ln in lines if ln]
+    installs = [ln for ln in lines if ln and ln != "-c .ci/constraints.txt"]  # exact versions, not requirements
     assert installs and all(re.fullmatch(r"-e \.\[[a-z,]+\]", ln) for ln in installs), \
         f"{name} should only name pyproject.toml's extras (one source of truth), got {installs}"
     return {extra for ln in installs for extra in ln[len("-e .["):-1].split(",")}
@@ -91,3 +91,18 @@ def test_the_student_file_installs_no_test_tools_and_no_jax():
     assert not student & {"pytest", "nbval", "jax", "scikit-learn"}, student
     assert requirement_extras("requirements.txt") < requirement_extras("requirements-dev.txt")
     assert "requirements-dev.txt && python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_installs_under_the_constraints_file_and_every_pinned_package_is_in_it():
+    assert "-c .ci/constraints.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert "-c" not in (ROOT / "requirements.txt").read_text()  # students resolve within pyproject's ranges
+    pinned = dict(re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / ".ci" / "constraints.txt").read_text()))
+    assert {"tensorflow", "keras", "jax", "numpy", "opencv-python-headless", "pytest", "nbval"} <= set(pinned)
+
+
+def test_the_fast_moving_packages_have_an_upper_bound():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds]
+    for name in ("keras", "jax[cpu]", "opencv-python-headless", "tensorflow"):
+        spec = next(d for d in declared if d.startswith(name + ">") or d.startswith(name + "<"))
+        assert "<" in spec, f"{spec}: no upper bound"

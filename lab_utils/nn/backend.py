@@ -9,48 +9,11 @@ when ``KERAS_BACKEND`` names a backend that is unknown or not installed.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import json
+import importlib
 import os
-from pathlib import Path
 from typing import Any, Iterator
 
-BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-"""Keras backend name -> the Python package it needs."""
-
-INSTALL_HINTS = {
-    "tensorflow": "python -m pip install 'tensorflow>=2.16,<3'",
-    "jax": "python -m pip install 'jax[cpu]'   (or 'jax[cuda12]' for an NVIDIA GPU)",
-    "torch": "python -m pip install torch",
-}
-
-
-def requested() -> str:
-    """The backend Keras will load: ``$KERAS_BACKEND``, else ``~/.keras/keras.json``, else TensorFlow."""
-    name = os.environ.get("KERAS_BACKEND")
-    if not name:
-        config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
-        try:
-            name = json.loads(config.read_text()).get("backend")
-        except (OSError, ValueError, AttributeError):
-            name = None
-    return (name or "tensorflow").strip().lower()
-
-
-def check_requested() -> str:
-    """Fail early, before Keras does with a bare traceback, when the requested backend cannot load."""
-    name = requested()
-    if name not in BACKENDS:
-        raise ImportError(
-            f"KERAS_BACKEND={name!r} is not a backend these labs run on; use one of {sorted(BACKENDS)} "
-            "(e.g. `export KERAS_BACKEND=jax`), or unset it for TensorFlow."
-        )
-    if importlib.util.find_spec(BACKENDS[name]) is None:
-        raise ImportError(
-            f"KERAS_BACKEND={name!r} but the package {BACKENDS[name]!r} is not installed. Install it with "
-            f"`{INSTALL_HINTS[name]}`, or switch backend (`export KERAS_BACKEND=tensorflow`) and restart the kernel."
-        )
-    return name
+from lab_utils.backend_choice import BACKENDS, INSTALL_HINTS, check_requested, requested  # noqa: F401 (re-exported)
 
 
 def name() -> str:
@@ -64,6 +27,22 @@ def version() -> str:
     """The running backend's package version."""
     module = importlib.import_module(BACKENDS[name()])
     return str(getattr(module, "__version__", "unknown"))
+
+
+def load_quietly() -> None:
+    """Import Keras and find the devices without TensorFlow's C++ start-up notices (:func:`quiet_start`).
+
+    ``lab_utils.nn`` and ``lab_utils.training`` call it on import, so a script or a notebook that imports them gets
+    no ``cuInit`` or ``cuda drivers`` lines, whichever module it imports first.
+    """
+    import sys
+
+    if "keras" in sys.modules:
+        return
+    with quiet_start():
+        import keras  # noqa: F401
+
+        accelerators()  # TensorFlow looks for CUDA here, and says so on stderr
 
 
 def accelerators() -> list[str]:
