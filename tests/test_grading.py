@@ -60,6 +60,9 @@ SUBMISSIONS = {
         _notebook(SETUP, KL_OK, CHECK_CELLS[0], "while True:\n    pass", REPARAM_OK, *CHECK_CELLS[1:])),
     # Another lab's notebook in the same folder: only its own exercise counts.
     "erin_other_lab": _notebook(SETUP, REPARAM_OK, CHECK_CELLS[1]),
+    # Prints 12 MB (bounded) before its checks: graded, with the output cut at the grader's cap.
+    "fay_prints_a_lot": _notebook(SETUP, KL_OK, REPARAM_OK,
+                                  "for _ in range(600):\n    print('x' * 20_000)", *CHECK_CELLS),
 }
 
 
@@ -71,6 +74,8 @@ def graded(tmp_path_factory):
     for name, nb in SUBMISSIONS.items():
         nbformat.write(nb, subs / f"{name}.ipynb")
     (subs / "zz_not_json.ipynb").write_text("{ this is not a notebook")
+    (subs / "zz_folder.ipynb").mkdir()  # neither may stop the others being graded
+    (subs / "zz_link.ipynb").symlink_to(subs / "missing.ipynb")
     out = root / "grades"
     start = time.monotonic()
     code = grading.main([str(subs), "--out", str(out), "--timeout", str(HANG_TIMEOUT), "--jobs", "2"])
@@ -83,7 +88,7 @@ def graded(tmp_path_factory):
 def test_exit_code_and_every_submission_has_a_row(graded):
     code, rows, _, _ = graded
     assert code == 0
-    assert sorted(rows) == sorted([*SUBMISSIONS, "zz_not_json"])
+    assert sorted(rows) == sorted([*SUBMISSIONS, "zz_not_json", "zz_folder", "zz_link"])
 
 
 def test_correct_submission_passes_everything_and_records_metrics(graded):
@@ -237,3 +242,45 @@ def test_a_process_the_submission_detached_does_not_outlive_its_grade(tmp_path):
     if state not in ("gone", "Z"):  # clean up before failing
         os.kill(pid, signal.SIGKILL)
     assert state in ("gone", "Z"), f"the detached process {pid} survived the grade ({state})"
+
+
+def test_a_folder_or_a_broken_link_named_ipynb_is_an_error_row(graded):
+    _, rows, _, _ = graded
+    assert rows["zz_folder"]["status"] == "error: zz_folder.ipynb is a folder, not a notebook file"
+    assert rows["zz_link"]["status"] == "error: zz_link.ipynb is a broken link, not a notebook file"
+
+
+def test_output_is_capped_and_the_grade_says_so(graded):
+    _, rows, out, _ = graded
+    row = rows["fay_prints_a_lot"]
+    assert row["status"] == f"ok (output cut at {grading.MAX_OUTPUT_BYTES / 1e6:g} MB)"
+    assert row["kl_divergence"] == "pass" and row["reparameterize"] == "pass"
+    executed = out / "executed" / "fay_prints_a_lot.ipynb"
+    assert executed.stat().st_size < 2 * grading.MAX_OUTPUT_BYTES
+
+
+def test_out_naming_a_file_is_a_clear_error(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(SUBMISSIONS["erin_other_lab"], subs / "a.ipynb")
+    (tmp_path / "grades").write_text("not a folder")
+    assert grading.main([str(subs), "--out", str(tmp_path / "grades")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_grades_already_finished(tmp_path, monkeypatch, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("a_first", "b_second"):
+        nbformat.write(SUBMISSIONS["erin_other_lab"], subs / f"{name}.ipynb")
+
+    def fake(notebook, **kwargs):
+        if notebook.stem == "b_second":
+            raise KeyboardInterrupt
+        return grading.Grade(notebook.stem, "ok", 1.0, {"reparameterize": "pass"})
+
+    monkeypatch.setattr(grading, "grade_submission", fake)
+    assert grading.main([str(subs), "--out", str(tmp_path / "grades")]) == 130
+    assert "interrupted: 1 of 2 submissions graded" in capsys.readouterr().err
+    with open(tmp_path / "grades" / "grades.csv", newline="") as handle:
+        assert [row["submission"] for row in csv.DictReader(handle)] == ["a_first"]

@@ -127,10 +127,12 @@ def test_check_detects_stale_missing_and_orphaned_files(tmp_path, capsys):
     assert student.main(["build", "--labs", str(labs)]) == 0
     assert student.main(["check", "--labs", str(labs)]) == 0
 
+    _write(labs, "09_gone.ipynb", _solution_notebook())
+    assert student.main(["build", "--labs", str(labs)]) == 0
+    (labs / "09_gone.ipynb").unlink()  # its student version, written by build, is now an orphan
     edited = _solution_notebook()
     edited.cells[0].source = "PROFILE = 'cpu'"
     _write(labs, "01_vae.ipynb", edited)
-    _write(labs / "student", "09_gone.ipynb", _solution_notebook())
     assert student.main(["check", "--labs", str(labs)]) == 1
     err = capsys.readouterr().err
     assert "01_vae.ipynb: out of date" in err and "09_gone.ipynb: no solution notebook" in err
@@ -159,3 +161,37 @@ def test_output_is_nbformat_style_json(tmp_path):
 def test_committed_student_notebooks_are_up_to_date():
     """CI guard: regenerate with `python -m lab_utils.teaching.student build` and commit labs/student/."""
     assert student.stale_files(REPO / "labs") == []
+
+
+def test_build_never_writes_over_the_solutions(tmp_path):
+    labs = tmp_path / "labs"
+    _write(labs, "01_vae.ipynb", _solution_notebook())
+    before = (labs / "01_vae.ipynb").read_bytes()
+    with pytest.raises(ValueError, match="is the solutions folder"):
+        student.build(labs, labs)
+    assert student.main(["build", "--labs", str(labs), "--out", str(labs)]) == 2
+    copy = tmp_path / "elsewhere"
+    _write(copy, "01_vae.ipynb", _solution_notebook())  # a copy of the solutions where the student versions go
+    with pytest.raises(ValueError, match="holds solution markers"):
+        student.build(labs, copy)
+    assert (labs / "01_vae.ipynb").read_bytes() == before
+    assert (copy / "01_vae.ipynb").read_bytes() == before
+
+
+def test_build_removes_only_what_it_wrote(tmp_path):
+    labs, out = tmp_path / "labs", tmp_path / "my_work"
+    _write(labs, "01_vae.ipynb", _solution_notebook())
+    _write(out, "01_alice.ipynb", new_notebook())  # a student's own notebook, named like a lab
+    _write(out, "02_notes.ipynb", new_notebook())
+    result = student.build(labs, out)
+    assert result.removed == []
+    assert (out / "01_alice.ipynb").is_file() and (out / "02_notes.ipynb").is_file() and (out / "01_vae.ipynb").is_file()
+
+
+def test_jupyters_duplicates_are_not_labs(tmp_path):
+    labs = tmp_path / "labs"
+    _write(labs, "01_vae.ipynb", _solution_notebook())
+    _write(labs, "01_vae-Copy1.ipynb", _solution_notebook())
+    result = student.build(labs)
+    assert [p.name for p in result.written] == ["01_vae.ipynb"]
+    assert not (labs / "student" / "01_vae-Copy1.ipynb").exists()

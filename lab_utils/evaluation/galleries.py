@@ -52,7 +52,7 @@ def show_gallery(dataset: FaceDataset, *, per_group: int = 8, include_nonfaces: 
             ax.set_xticks([])
             ax.set_yticks([])
             if j < len(idx):
-                ax.imshow(dataset.images[idx[j]])
+                ax.imshow(dataset.images[idx[j]], interpolation="nearest")
             else:
                 ax.set_axis_off()  # group smaller than per_group
         ax_row[0].set_axis_on()
@@ -92,7 +92,7 @@ def show_images(images: np.ndarray | Sequence[np.ndarray], titles: Sequence[str]
         ax.set_axis_off()
         if i < len(arr):
             ax.imshow(arr[i].squeeze(-1) if arr.shape[-1] == 1 else arr[i], cmap="gray", vmin=0,
-                      vmax=255 if arr.dtype == np.uint8 else 1)
+                      vmax=255 if arr.dtype == np.uint8 else 1, interpolation="nearest")
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=7)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92 if titles is not None else 0.99,

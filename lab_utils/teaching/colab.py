@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lab_utils.evaluation.committed import FETCHED, GITHUB, SHA256_MODULE
 from lab_utils.files import write_text_atomic
-from lab_utils.running.notebooks import LAB_GLOB, cell_source, read_json, to_json
+from lab_utils.running.notebooks import cell_source, lab_files, read_json, to_json
 
 REPOSITORY = re.compile(r'(?m)^Repository\s*=\s*"(?P<url>[^"]+)"')
 SETUP_LINE = re.compile(r'(?m)^LAB_REPO = "[^"]*"')
@@ -63,7 +63,7 @@ def badges(url: str, labs_dir: Path) -> str:
     repo = GITHUB.match(url)
     base = f"https://colab.research.google.com/github/{repo['owner']}/{repo['name']}/blob/main/labs"
     rows = ["| notebook | solution | student version |", "|---|---|---|"]
-    for path in sorted(Path(labs_dir).glob(LAB_GLOB)):
+    for path in lab_files(labs_dir):
         rows.append(f"| `{path.name}` | [![Open in Colab]({BADGE})]({base}/{path.name}) "
                     f"| [![Open in Colab]({BADGE})]({base}/student/{path.name}) |")
     return "\n".join(rows)
@@ -77,7 +77,7 @@ def sync(root: Path, *, check: bool = False) -> list[str]:
     wanted = ((SETUP_LINE, f'LAB_REPO = "{url}"', f"LAB_REPO is not {url}"),
               (REF_LINE, f'LAB_REF = "{ref}"', f"LAB_REF is not {ref}"))
     changes = []
-    for path in sorted((root / "labs").glob(LAB_GLOB)):
+    for path in lab_files(root / "labs"):
         notebook = read_json(path)
         cells = [c for c in notebook["cells"] if c.get("cell_type") == "code" and SETUP_LINE.search(cell_source(c))]
         if not cells or not REF_LINE.search(cell_source(cells[0])):

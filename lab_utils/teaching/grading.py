@@ -53,6 +53,8 @@ EXECUTOR_ERROR_FILE = "executor-error.txt"
 NOT_RUN = "not run"
 CHECK_CALL = re.compile(r"\bcheck_(\w+)\s*\(")
 MAX_STATUS_CHARS = 200
+MAX_OUTPUT_BYTES = 5_000_000
+"""Output kept per submission: a lab's own output is well under 1 MB; a cell printing without end is cut here."""
 
 
 # ------------------------------------------------------------------------------------ in the child process
@@ -75,7 +77,7 @@ def execute_notebook_child(notebook: str, executed: str) -> int:
 
     try:
         notebooks.execute(Path(notebook), Path(executed), allow_errors=True, clear_outputs=True,
-                          save_every_cell=True, on_kernel_start=record_kernel)
+                          save_every_cell=True, on_kernel_start=record_kernel, max_output_bytes=MAX_OUTPUT_BYTES)
     except Exception as err:  # noqa: BLE001 - any failure becomes the submission's status, read by the parent
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         (control / EXECUTOR_ERROR_FILE).write_text(f"{type(err).__name__}: {message}", encoding="utf-8")
@@ -84,6 +86,15 @@ def execute_notebook_child(notebook: str, executed: str) -> int:
 
 
 # ------------------------------------------------------------------------------------ in the grader
+
+
+def _truncated(executed: Path) -> bool:
+    """Whether the executor stopped keeping the submission's output (it printed more than MAX_OUTPUT_BYTES)."""
+    marker = notebooks.TRUNCATED.split(":")[0]
+    try:
+        return marker in executed.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def _running_cell(executed: Path) -> str:
@@ -133,6 +144,9 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
     notebook's faults. The executed copy is saved to ``executed_dir`` when given; setting ``stop`` (Ctrl-C
     in the grader) kills a running notebook at once, so no kernel is left spinning."""
     notebook = Path(notebook)
+    if not notebook.is_file():  # a folder named *.ipynb, a broken link: a row for it, the others still graded
+        what = "a folder" if notebook.is_dir() else "a broken link" if notebook.is_symlink() else "not a regular file"
+        return Grade(notebook.stem, f"error: {notebook.name} is {what}, not a notebook file", 0.0)
     control = Path(tempfile.mkdtemp(prefix=f"grade-{notebook.stem}-"))
     workdir = control / "work"  # the notebook's working folder; the grader's files stay one level up
     try:
@@ -174,6 +188,8 @@ def grade_submission(notebook: Path, *, timeout: float = 900, profile: str = "sm
             status = f"error: the executor exited with code {process.returncode}"
         else:
             status = "ok"
+        if _truncated(executed):
+            status += f" (output cut at {MAX_OUTPUT_BYTES / 1e6:g} MB)"
         if executed_dir is not None and executed.exists():
             executed_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(executed_dir / notebook.name, executed.read_text(encoding="utf-8"))
@@ -218,6 +234,8 @@ def grade_all(submissions_dir: Path, out_dir: Path, *, timeout: float = 900, pro
     profile = get_profile(profile).name
     notebooks = find_submissions(submissions_dir)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder; name a folder for the reports.")
     out_dir.mkdir(parents=True, exist_ok=True)
     grades = []
     stop = threading.Event()
@@ -231,10 +249,22 @@ def grade_all(submissions_dir: Path, out_dir: Path, *, timeout: float = 900, pro
             stop.set()
             for future in futures:
                 future.cancel()
-            raise
+            grades = [f.result() for f in futures  # every finished grade, whatever order they were collected in
+                      if f.done() and not f.cancelled() and f.exception() is None]
+            grades.sort(key=lambda g: g.submission)
+            write_reports(grades, out_dir)  # what finished is kept
+            raise GradingInterrupted(len(grades), len(notebooks)) from None
     grades.sort(key=lambda g: g.submission)
     write_reports(grades, out_dir)
     return grades
+
+
+class GradingInterrupted(KeyboardInterrupt):
+    """Ctrl-C while grading: the reports of the submissions already graded were written."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"{done} of {total}")
+        self.done, self.total = done, total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except GradingInterrupted as stopped:
+        print(f"interrupted: {stopped.done} of {stopped.total} submissions graded; their reports are in "
+              f"{args.out / 'grades.csv'} and {args.out / 'grades.md'}", file=sys.stderr)
+        return 130
     header, rows = grade_table(grades)
     print("\t".join(header))
     for row in rows:

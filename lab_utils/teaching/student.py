@@ -36,10 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_utils.files import write_text_atomic
-from lab_utils.running.notebooks import LAB_GLOB, cell_source, read_json, to_json
+from lab_utils.running.notebooks import cell_source, lab_files, read_json, to_json
 from lab_utils.teaching import colab
 
 SOLUTION_ONLY_TAG = "solution-only"
+RECORD = ".student-build.json"
+"""In the student folder: the notebooks ``build`` wrote there, the only files a later build may remove."""
 DEFAULT_TODO = "complete this part"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*BEGIN SOLUTION(?:[ \t]*:[ \t]*(?P<hint>.*?))?[ \t]*$")
@@ -151,18 +153,46 @@ def expected_student_files(labs_dir: Path) -> dict[str, str]:
         raise FileNotFoundError(f"No labs folder at {labs_dir}; pass the folder holding the NN_*.ipynb notebooks.")
     return {
         path.name: to_json(student_notebook(read_json(path), path.name))
-        for path in sorted(labs_dir.glob(LAB_GLOB))
+        for path in lab_files(labs_dir)
     }
 
 
+def _has_solutions(path: Path) -> bool:
+    """Whether a notebook file holds solution markers, i.e. is (or may be) a solution notebook."""
+    try:
+        cells = read_json(path).get("cells", [])
+    except ValueError:
+        return False
+    return any(_BEGIN.match(line) for c in cells for line in cell_source(c).splitlines())
+
+
+def _recorded(student_dir: Path) -> set[str]:
+    try:
+        names = json.loads((student_dir / RECORD).read_text(encoding="utf-8"))["written"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and "/" not in n and "\\" not in n}
+
+
 def build(labs_dir: Path, student_dir: Path | None = None) -> BuildResult:
-    """Write every student notebook; remove generated-looking ones whose solution notebook no longer exists.
+    """Write every student notebook; remove the ones an earlier build wrote whose solution notebook is gone.
 
     All sources are converted before anything is written, so a marker error leaves the student folder untouched.
+    It never writes over a notebook that holds solution markers (the solutions themselves, with ``--out labs``) and
+    never removes a file it did not write (it keeps a record, :data:`RECORD`): a student's ``01_alice.ipynb`` stays.
     """
     labs_dir = Path(labs_dir)
     student_dir = Path(student_dir) if student_dir is not None else labs_dir / "student"
     expected = expected_student_files(labs_dir)
+    if student_dir.resolve() == labs_dir.resolve():
+        raise ValueError(f"The student folder {student_dir} is the solutions folder: building there would replace "
+                         "every solution notebook with its student version. Choose another --out.")
+    solutions = [student_dir / n for n in expected if (student_dir / n).is_file() and _has_solutions(student_dir / n)]
+    if solutions:
+        raise ValueError(f"Refusing to write over {', '.join(map(str, solutions))}: it holds solution markers, so it "
+                         "is a solution notebook (or a copy of one). Choose another --out, or move it away first.")
+    if student_dir.exists() and not student_dir.is_dir():
+        raise ValueError(f"--out {student_dir} is a file, not a folder; name a folder for the student notebooks.")
     student_dir.mkdir(parents=True, exist_ok=True)
     written, changed = [], []
     for name, text in expected.items():
@@ -171,9 +201,10 @@ def build(labs_dir: Path, student_dir: Path | None = None) -> BuildResult:
             write_text_atomic(path, text)
             changed.append(path)
         written.append(path)
-    removed = [p for p in sorted(student_dir.glob(LAB_GLOB)) if p.name not in expected]
+    removed = [student_dir / n for n in sorted(_recorded(student_dir) - set(expected)) if (student_dir / n).is_file()]
     for path in removed:
         path.unlink()
+    write_text_atomic(student_dir / RECORD, json.dumps({"written": sorted(expected)}, indent=1) + "\n")
     return BuildResult(written, changed, removed)
 
 
@@ -191,7 +222,7 @@ def stale_files(labs_dir: Path, student_dir: Path | None = None) -> list[str]:
             problems.append(f"{path}: out of date")
     if student_dir.is_dir():
         problems += [f"{p}: no solution notebook {labs_dir / p.name}"
-                     for p in sorted(student_dir.glob(LAB_GLOB)) if p.name not in expected]
+                     for p in lab_files(student_dir) if p.name not in expected]
     return problems
 
 
