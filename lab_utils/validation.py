@@ -8,11 +8,22 @@ from numbers import Integral, Real
 from typing import Any
 
 
-def integer(name: str, value: Any, *, minimum: int = 1, hint: str = "") -> int:
-    """``value`` as an int >= ``minimum``, else ``ValueError("<name> must be an integer >= <minimum>, got ...")``."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}{hint}.")
+def integer(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:
+    """``value`` as an int in [``minimum``, ``maximum``], else a ``ValueError`` that names the argument and range."""
+    if (isinstance(value, bool) or not isinstance(value, Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}{hint}.")
     return int(value)
+
+
+SEED_MAX = 2**32 - 1
+"""NumPy's legacy seeding (and so Keras') takes seeds up to this."""
+
+
+def seed(value: Any, name: str = "seed") -> int:
+    """A random seed: an integer in [0, 2**32 - 1], the range every generator the labs seed accepts."""
+    return integer(name, value, minimum=0, maximum=SEED_MAX)
 
 
 def number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
@@ -35,3 +46,36 @@ def _describe(low: float, high: float, low_open: bool, high_open: bool) -> str:
     if math.isinf(low):
         return f"{'<' if high_open else '<='} {high:g}"
     return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+IMAGE_SHAPE = (64, 64, 3)
+
+
+def images(name: str, value: Any) -> tuple[Any, bool]:
+    """``value`` as a NumPy batch of 64x64 RGB images and whether it is uint8: the one check at every entry that
+    takes images. uint8 must use the 0-255 range (a batch holding only 0 and 1 is floats cast without scaling);
+    floats must be finite and in [0, 1] (floats in 0-255 are uint8 values not divided by 255)."""
+    import numpy as np
+
+    x = np.asarray(value)
+    if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"{name} must have shape (N, 64, 64, 3), got {x.shape}; pass 64x64 RGB images.")
+    if x.dtype == np.uint8:
+        if x.size and x.max() == 1:  # (all-zero batches stay allowed: padding, placeholders)
+            raise ValueError(f"{name} are uint8 but hold only 0 and 1: floats in [0, 1] were cast with "
+                             ".astype('uint8') instead of scaled. Use (x * 255).round().astype('uint8'), or pass the "
+                             "floats themselves.")
+        return x, True
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{name} must be uint8 in [0, 255] or float in [0, 1], got dtype {x.dtype}.")
+    finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(f"{name}: {bad.size} image(s) contain NaN or infinite pixels (first at index {int(bad[0])}); "
+                         "a model scores such an image as if it were real. Check how the images were loaded or "
+                         "scaled.")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        hint = " (they look like 0-255 values: divide by 255)" if x.max() > 1.0 else ""
+        raise ValueError(f"{name}: float images must be in [0, 1] (the models' input range), got "
+                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]{hint}.")
+    return x, False

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lab_utils import validation
 from lab_utils.data import loaders
+from lab_utils.data.config import BenchmarkConfig
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.evaluation import metrics
+from lab_utils.evaluation import galleries, metrics, reports
 from lab_utils.nn import backend, models
 from lab_utils.running import env, profiles, run_labs
-from lab_utils.training import experiments, resampling, trainers
+from lab_utils.training import augmentation, experiments, resampling, trainers
 from lab_utils.training.sampler import FaceBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +111,40 @@ PROBES = {
                                    backend.check_requested()), ImportError, ["not a backend these labs run on"]),
     # command lines
     "run_labs lab number": (lambda t: run_labs.main(["--only", "7"]), SystemExit, []),
+    # silently wrong before (issue 22): now a clear error
+    "uint8 images of 0 and 1": (lambda t: trainers.predict_face_logits(models.build_cnn(width=0.25), ones_and_zeros()),
+                                ValueError, ["hold only 0 and 1", "astype('uint8')", "* 255"]),
+    "dataset of 0/1 uint8": (lambda t: FaceDataset(ones_and_zeros(), np.ones(4, np.float32)), ValueError,
+                             ["hold only 0 and 1"]),
+    "encode floats in 0-255": (lambda t: models.DBVAE(latent_dim=2).encode(np.full((2, 64, 64, 3), 200.0, np.float32)),
+                               ValueError, ["must be in [0, 1]", "divide by 255"]),
+    "decode NaN codes": (lambda t: augmentation.decode_images(models.VAE(latent_dim=2), nan_mu()), ValueError,
+                         ["NaN or infinite", "black image"]),
+    "rare codes NaN logvar": (lambda t: augmentation.rare_codes(np.zeros((5, 2)), nan_mu(), 3), ValueError,
+                              ["logvar has 1 NaN"]),
+    "uniform codes NaN logvar": (lambda t: augmentation.uniform_codes(np.zeros((5, 2)), nan_mu(), 3), ValueError,
+                                 ["logvar has 1 NaN"]),
+    "mirror identical codes": (lambda t: augmentation.complementary_codes(np.ones((6, 2)), np.r_[0, 1, 0, 1, 0, 1], 2),
+                               ValueError, ["same code", "collapsed"]),
+    "batch of one": (lambda t: FaceBatchSampler(tiny(), 1), ValueError, ["0 faces per batch", "at least 2"]),
+    "seed -1": (lambda t: env.seed_everything(-1), ValueError, ["seed must be an integer in [0, 4294967295]"]),
+    "seed 2**32": (lambda t: FaceBatchSampler(tiny(), 4, seed=2**32), ValueError, ["in [0, 4294967295]"]),
+    "benchmark seed 2**32": (lambda t: BenchmarkConfig(seed=2**32), ValueError, ["BenchmarkConfig.seed"]),
+    "gallery seed -1": (lambda t: galleries.show_gallery(tiny(), seed=-1), ValueError, ["seed must be"]),
+    "cell timeout 0": (lambda t: run_labs.main(["--only", "1", "--cell-timeout", "0"]), SystemExit,
+                       ["--cell-timeout must be a number of seconds > 0"]),
+    "backend in capitals": (lambda t: (__import__("os").environ.__setitem__("KERAS_BACKEND", "JAX"),
+                                       backend.check_requested()), ImportError, ["exactly as written", "'jax'"]),
+    "backend with a space": (lambda t: (__import__("os").environ.__setitem__("KERAS_BACKEND", " jax"),
+                                        backend.check_requested()), ImportError, ["exactly as written"]),
+    "data dir a broken link": (lambda t: ((t / "gone").symlink_to(t / "nowhere"),
+                                          __import__("os").environ.__setitem__(env.DATA_ENV, str(t / "gone")),
+                                          env.data_dir()), ValueError, ["broken symbolic link"]),
 }
+
+
+def ones_and_zeros() -> np.ndarray:
+    return (np.random.default_rng(0).random((4, 64, 64, 3)) > 0.5).astype(np.uint8)
 
 
 @pytest.mark.parametrize("name", PROBES)
@@ -124,7 +159,7 @@ def test_bad_input_gets_a_message_that_says_what_and_what_to_do(name, tmp_path, 
     for word in words:
         assert word in message, (name, message)
     if error is SystemExit:
-        assert caught.value.code == 2 and "No lab numbered 7" in message
+        assert caught.value.code == 2 and (words or "No lab numbered 7" in message)
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -156,3 +191,66 @@ def test_two_processes_generating_the_same_benchmark_both_succeed_and_leave_one_
     assert outs[0][0] == outs[1][0]  # the same bytes either way
     files = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".h5" or p.name.startswith("."))
     assert len(files) == 2 and all(not name.startswith(".") for name in files)  # train + test, no temporaries
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e308])
+def test_extreme_but_finite_codes_resample_as_their_scaled_copy(scale):
+    mu = np.random.default_rng(0).normal(size=(400, 3))
+    mu /= np.abs(mu).max()  # largest code exactly 1, so mu * 1e308 stays finite
+    assert np.allclose(resampling.histogram_weights(mu * scale), resampling.histogram_weights(mu))
+
+
+def test_weights_near_the_float_limit_are_not_all_zero_or_all_on_face_0():
+    probs = resampling.histogram_weights(np.random.default_rng(0).normal(size=(50, 2)),
+                                         rule=lambda mu, bins, alpha: np.full(len(mu), 1e308))
+    assert np.allclose(probs, 1 / 50)
+    sampler = FaceBatchSampler(tiny(), 4, sampling_probs=np.full(4, 1e308), seed=0)
+    assert np.allclose(sampler.sampling_probs, 0.25)
+    for _ in range(50):
+        sampler.sample()
+    assert (sampler.drawn_face_counts > 0).all()  # not only face 0
+
+
+def test_a_nan_gap_is_described_as_nothing_to_say():
+    from lab_utils.evaluation.results import Estimate
+    groups = np.repeat(np.arange(4), 40)
+    ev = metrics.evaluate_detector(np.r_[np.full(160, 0.9), np.zeros(10)], np.r_[np.ones(160), np.zeros(10)],
+                                   np.r_[groups, np.full(10, -1)], n_boot=10)
+    nan = Estimate(float("nan"), float("nan"), float("nan"), 0, method=ev.lighter_darker_gap.method)
+    line = reports.describe_gap("CNN", __import__("dataclasses").replace(ev, lighter_darker_gap=nan))
+    assert "no gap could be computed" in line and "includes zero" not in line
+
+
+def test_load_or_train_does_not_return_a_cnn_saved_where_the_dbvae_belongs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(env.OUTPUT_ENV, str(tmp_path))
+    profile = profiles.get_profile("smoke")
+    models.save_model(models.build_cnn(width=0.25), experiments.model_path("dbvae", profile, 0))
+    trained = []
+    monkeypatch.setattr(experiments, "train_variant", lambda *a, **k: (trained.append(1) or models.DBVAE(latent_dim=2), {}))
+    model = experiments.load_or_train("dbvae", tiny(), profile)
+    assert isinstance(model, models.DBVAE) and trained
+    assert "not a dbvae (a copied or renamed file?)" in capsys.readouterr().out
+
+
+def test_a_relative_or_tilde_output_dir_is_one_folder_whatever_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv(env.OUTPUT_ENV, "my-outputs")
+    monkeypatch.chdir(tmp_path)
+    assert env.output_dir() == env.project_root() / "my-outputs"
+    (env.project_root() / "my-outputs").rmdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(env.DATA_ENV, "~/cache")
+    assert env.data_dir() == tmp_path / "cache"
+
+
+def test_a_check_is_not_fooled_by_a_reference_replaced_in_lab_utils(monkeypatch, capsys):
+    from lab_utils.nn import losses
+    from lab_utils.teaching import checks
+
+    def kl_divergence(mu, logvar):  # wrong: no 0.5, and assigned over the reference as a careless student might
+        from keras import ops
+        return ops.sum(ops.exp(logvar) + ops.square(mu) - 1.0 - logvar, axis=-1)
+
+    monkeypatch.setattr(losses, "kl_divergence", kl_divergence)
+    checks.check_kl_divergence(kl_divergence)
+    out = capsys.readouterr().out
+    assert "PASS" not in out and "was replaced" in out

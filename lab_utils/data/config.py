@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab_utils import validation
 from lab_utils.validation import integer, number
 
 GENERATOR_VERSION = "1"
@@ -44,7 +45,8 @@ class BenchmarkConfig:
     glasses_rate: float = 0.08
 
     def __post_init__(self) -> None:
-        for name in ("seed", "n_train_faces", "n_train_nonfaces", "n_test_per_group", "n_test_nonfaces"):
+        validation.seed(self.seed, "BenchmarkConfig.seed")
+        for name in ("n_train_faces", "n_train_nonfaces", "n_test_per_group", "n_test_nonfaces"):
             value = getattr(self, name)
             integer(f"BenchmarkConfig.{name}", value, minimum=0)
         if self.n_train_faces + self.n_train_nonfaces == 0:

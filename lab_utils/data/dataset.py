@@ -7,9 +7,9 @@ from functools import cached_property
 
 import numpy as np
 
-from lab_utils import GROUPS
+from lab_utils import GROUPS, validation
 
-IMAGE_SHAPE = (64, 64, 3)
+IMAGE_SHAPE = validation.IMAGE_SHAPE
 
 
 @dataclass
@@ -40,6 +40,7 @@ class FaceDataset:
                 f"{self.name}: 'images' must be uint8 in [0, 255], got dtype {images.dtype}. "
                 "Convert with (x * 255).round().astype('uint8') if you have floats in [0, 1]."
             )
+        validation.images(f"{self.name}: 'images'", images)  # e.g. uint8 holding only 0 and 1
         labels = np.asarray(self.labels, dtype=np.float32).reshape(-1)
         if labels.shape[0] != images.shape[0]:
             raise ValueError(

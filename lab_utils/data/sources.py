@@ -19,6 +19,7 @@ from lab_utils.data import loaders
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.data.download import download, file_sha256
 from lab_utils.running.profiles import Profile
+from lab_utils import validation
 
 DATASET_ENV = "LAB_DATASET"
 TEST_FACES_ENV = "LAB_TEST_FACES"
@@ -90,23 +91,29 @@ def load_reference_data(profile: Profile, *, seed: int = 0, train_source: str | 
     from lab_utils.running.env import data_dir
 
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
-    source = train_source or os.environ.get(REFERENCE_TRAIN_ENV) or loaders.REFERENCE_TRAIN_URL
+    source = train_source or _env_path(REFERENCE_TRAIN_ENV) or loaders.REFERENCE_TRAIN_URL
     full = loaders.load_reference_training_file(source, cache_dir=cache)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(validation.seed(seed))
     nonfaces = rng.permutation(full.nonface_idx)
     n_test_nonfaces = min(profile.n_test_nonfaces, len(nonfaces) // 2)
     held_out, train_nonfaces = nonfaces[:n_test_nonfaces], nonfaces[n_test_nonfaces:]
     faces = rng.permutation(full.face_idx)[:profile.n_train_faces]
     train_idx = np.sort(np.concatenate([faces, train_nonfaces[:profile.n_train_nonfaces]]))
-    if len(faces) == 0 or len(train_nonfaces) == 0:
+    if len(faces) == 0 or len(nonfaces) < 2:  # one non-face held out for the test, at least one to train on
         raise ValueError(f"{source}: the training file needs faces and at least two non-faces (label 0), got "
                          f"{len(full.face_idx)} faces and {len(full.nonface_idx)} non-faces.")
     train = full.subset(train_idx, name=full.name)
-    test_source = test_faces or os.environ.get(TEST_FACES_ENV) or None
+    test_source = test_faces or _env_path(TEST_FACES_ENV)
     faces_ds = load_test_faces(test_source, cache_dir=cache)
     test = faces_ds.extended(full.images[held_out], np.zeros(len(held_out), np.float32),
                              name=f"{faces_ds.name} + {len(held_out)} held-out non-faces")
     return train, test
+
+
+def _env_path(variable: str) -> str | None:
+    """``$variable`` with ``~`` expanded (a quoted ``~`` reaches Python as is); URLs unchanged; None when unset."""
+    raw = os.environ.get(variable, "").strip()
+    return (raw if "://" in raw else os.path.expanduser(raw)) or None
 
 
 def load_test_faces(source: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None) -> FaceDataset:

@@ -16,6 +16,7 @@ from lab_utils import GROUP_NAMES, GROUPS
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation.plots import save_figure
 from lab_utils.validation import integer
+from lab_utils import validation
 
 __all__ = ["save_figure", "show_gallery", "show_images"]
 
@@ -44,7 +45,7 @@ def show_gallery(dataset: FaceDataset, *, per_group: int = 8, include_nonfaces: 
     if not isinstance(dataset, FaceDataset):
         raise ValueError(f"show_gallery expects a FaceDataset, got {type(dataset).__name__}; "
                          "use show_images for plain arrays.")
-    rows = _rows(dataset, integer("per_group", per_group), include_nonfaces, np.random.default_rng(seed))
+    rows = _rows(dataset, integer("per_group", per_group), include_nonfaces, np.random.default_rng(validation.seed(seed)))
     fig = plt.figure(figsize=(ax_size * per_group + 1.5, ax_size * len(rows) + (0.4 if title else 0.05)))
     axes = fig.subplots(len(rows), per_group, squeeze=False)
     for (label, idx), ax_row in zip(rows, axes):

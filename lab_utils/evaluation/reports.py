@@ -6,6 +6,7 @@ A gap is described only as far as its interval allows, so a notebook's prose nev
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def describe_gap(name: str, result: DetectorEvaluation) -> str:
     when every group fails (a small gap between groups that all fail is no achievement)."""
     gap = result.lighter_darker_gap
     smallest = min((r.n for r in result.recall.values() if r.n), default=0)
-    side = (f"only {smallest} faces in the smallest group: no conclusion about a gap can be drawn, whatever the "
+    side = ("no gap could be computed (a group has no faces or no interval): nothing can be said" if not
+            all(map(math.isfinite, (gap.value, gap.low, gap.high))) else
+            f"only {smallest} faces in the smallest group: no conclusion about a gap can be drawn, whatever the "
             "interval (a bootstrap over so few faces understates the uncertainty)" if smallest < SMALL_GROUP else
             "lighter faces are detected more often" if gap.low > 0 else
             "darker faces are detected more often" if gap.high < 0 else

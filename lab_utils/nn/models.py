@@ -30,6 +30,7 @@ from lab_utils.nn.losses import (
     reconstruction_loss,
     vae_loss,
 )
+from lab_utils import validation
 from lab_utils.validation import integer, number
 
 CNN_FILTERS = (12, 24, 48, 72)
@@ -186,7 +187,8 @@ class _LatentModel(keras.Model):
         every face each epoch) and comes back as NumPy.
         """
         if isinstance(x, np.ndarray) and not training:
-            out = predict_batch(self.encoder, x)
+            x, is_uint8 = validation.images("encode's images", x)
+            out = predict_batch(self.encoder, x.astype(np.float32) / 255.0 if is_uint8 else x)
         else:
             out = self.encoder(x, training=training)
         _, mu, logvar = self._split(out)

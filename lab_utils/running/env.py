@@ -43,8 +43,22 @@ def fit_verbosity(verbose: str | int) -> str | int:
     return int(value)
 
 
+def env_path(variable: str) -> Path | None:
+    """A path from ``$variable``: ``~`` expanded (a quoted ``~`` reaches Python as is), and a relative path taken
+    from the checkout, not from each process's working folder (the main job runs in the checkout, its kernels in
+    ``labs/``). None when unset."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return None
+    path = Path(os.path.expandvars(raw)).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
 def _folder(variable: str, default: Path) -> Path:
-    path = Path(os.environ.get(variable) or default)
+    path = env_path(variable) or default
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"{path} (from ${variable}) is a broken symbolic link; point it at an existing folder, "
+                         "delete the link, or unset the variable.")
     if path.exists() and not path.is_dir():
         source = f"${variable}" if os.environ.get(variable) else "the default"
         raise ValueError(f"{path} (from {source}) is a file, not a folder; point ${variable} at a folder (it is "
@@ -70,9 +84,9 @@ def seed_everything(seed: int) -> None:
     The one seeding function: notebooks, trainers and benchmarks all call it.
     """
     from lab_utils.nn import backend
-    from lab_utils.validation import integer
+    from lab_utils import validation
 
-    seed = integer("seed", seed, minimum=0)
+    seed = validation.seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     with backend.quiet_start():  # seeding imports TensorFlow when it is installed, whatever the backend

@@ -43,23 +43,37 @@ def export_figures(notebook_path: Path, folder: Path) -> list[Path]:
     return written
 
 
+def clear_previous_run(run_dir: Path) -> None:
+    """Remove what an earlier run left in ``run_dir`` (its summary, timings, executed copies and figures), so a run
+    that fails part-way never sits next to an older run's results and reads as a success."""
+    for name in ("run_summary.md", "timings.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    for path in [*notebooks.lab_files(run_dir), *(run_dir / "figures").glob("*.png")]:
+        path.unlink()
+    (output_dir() / SUMMARY_FILE).unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="smoke | cpu (default) | full; or set $LAB_PROFILE")
     parser.add_argument("--only", type=int, nargs="+", metavar="N", help="notebook numbers to run, e.g. --only 1 4")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: none)")
     args = parser.parse_args(argv)
+    if args.cell_timeout is not None and args.cell_timeout <= 0:
+        parser.exit(2, f"{parser.prog}: error: --cell-timeout must be a number of seconds > 0, got "
+                       f"{args.cell_timeout}; leave it out for no limit.\n")
 
     try:
         profile = get_profile(args.profile)
         os.environ[PROFILE_ENV] = profile.name  # inherited by the notebook kernels
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault(FIT_VERBOSE_ENV, "2")  # one line per epoch in the executed copies, not every bar frame
-        os.environ.setdefault(OUTPUT_ENV, str(project_root() / "outputs"))
+        os.environ[OUTPUT_ENV] = str(output_dir())  # absolute, so the kernels (working in labs/) write there too
         labs = notebooks.lab_notebooks(project_root() / "labs", args.only)
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     run_dir = output_dir(f"run-{profile.name}")
+    clear_previous_run(run_dir)
     print(f"Running {len(labs)} notebook(s) at profile '{profile.name}'; executed copies -> {run_dir}")
 
     summary = output_dir() / SUMMARY_FILE
@@ -72,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         except notebooks.NotebookFailed as err:
             print(f"\nFAILED {err}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            done = ", ".join(timings) or "none"
+            print(f"\ninterrupted in {path.name}; finished: {done} (executed copies in {run_dir})", file=sys.stderr)
+            return 130
         figures = export_figures(run_dir / path.name, run_dir / "figures")
         print(f"  {path.name}: {timings[path.name]:.0f} s, {len(figures)} figure(s)")
 

@@ -50,7 +50,12 @@ class LazyReference:
         return self.resolve()(*args, **kwargs)
 
     def resolve(self) -> Callable[..., Any]:
-        return getattr(importlib.import_module(self._module), self._name)
+        fn = getattr(importlib.import_module(self._module), self._name)
+        if getattr(fn, "__module__", None) != self._module:  # e.g. `losses.kl_divergence = my_kl` in a notebook
+            raise RuntimeError(f"{self.qualified_name} was replaced by a function from {fn.__module__!r}, so there is "
+                               "no reference left to check against. Do not assign to lab_utils' functions: restart "
+                               "the kernel and pass your function to the check instead.")
+        return fn
 
 
 def _fallback(reference: Callable[..., Any]) -> Callable[..., Any]:

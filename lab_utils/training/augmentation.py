@@ -24,6 +24,7 @@ from lab_utils.evaluation.probes import ProbeScore, cross_validated_probe, fit_l
 from lab_utils.nn.models import pad_batch, predict_batch
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_BINS, DEFAULT_RULE, Rule, histogram_weights
 from lab_utils.validation import integer, number
+from lab_utils import validation
 
 GENERATED = "generated"
 """Attribute marking decoded faces (1) in an augmented dataset, so evaluation can tell them apart."""
@@ -42,6 +43,20 @@ def _check_draw(n: int, mix: float, noise: float) -> int:
     return integer("n", n)
 
 
+def _finite_codes(name: str, value: np.ndarray, n_faces: int | None = None) -> np.ndarray:
+    """A (faces, latent_dim) float64 array with no NaN or inf: a NaN code decodes to a black "face"."""
+    codes = np.asarray(value, dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[0] == 0 or (n_faces is not None and codes.shape[0] != n_faces):
+        raise ValueError(f"{name} must be a (faces, latent_dim) array{'' if n_faces is None else f' of {n_faces} rows'}"
+                         f", got shape {codes.shape}.")
+    bad = ~np.isfinite(codes)
+    if bad.any():
+        raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite values (first in row "
+                         f"{int(np.argwhere(bad)[0][0])}); the encoder diverged or the input images were not in "
+                         "[0, 1]. Decoded, such a code is a black image, not a face.")
+    return codes
+
+
 def rare_codes(mu: np.ndarray, logvar: np.ndarray, n: int, *, seed: int = 0, mix: float = 0.5,
                noise: float = 0.5, rule: str | Rule = DEFAULT_RULE, alpha: float = DEFAULT_ALPHA,
                bins: int = DEFAULT_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -52,21 +67,25 @@ def rare_codes(mu: np.ndarray, logvar: np.ndarray, n: int, *, seed: int = 0, mix
     times the anchor's posterior standard deviation of Gaussian noise.
     """
     n = _check_draw(n, mix, noise)
-    weights = histogram_weights(np.asarray(mu), bins=bins, alpha=alpha, rule=rule)
-    rng = np.random.default_rng(seed)
+    mu = _finite_codes("mu", mu)
+    logvar = _finite_codes("logvar", logvar, len(mu))
+    weights = histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
+    rng = np.random.default_rng(validation.seed(seed))
     anchors = rng.choice(len(weights), size=n, p=weights)
     partners = rng.choice(len(weights), size=n, p=weights)
-    return _interpolate(np.asarray(mu), np.asarray(logvar), anchors, partners, rng, mix, noise), anchors
+    return _interpolate(mu, logvar, anchors, partners, rng, mix, noise), anchors
 
 
 def uniform_codes(mu: np.ndarray, logvar: np.ndarray, n: int, *, seed: int = 0, mix: float = 0.5,
                   noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`rare_codes` with every face equally likely: the control for decoding as such."""
     n = _check_draw(n, mix, noise)
-    rng = np.random.default_rng(seed)
+    mu = _finite_codes("mu", mu)
+    logvar = _finite_codes("logvar", logvar, len(mu))
+    rng = np.random.default_rng(validation.seed(seed))
     anchors = rng.integers(0, len(mu), size=n)
     partners = rng.integers(0, len(mu), size=n)
-    return _interpolate(np.asarray(mu), np.asarray(logvar), anchors, partners, rng, mix, noise), anchors
+    return _interpolate(mu, logvar, anchors, partners, rng, mix, noise), anchors
 
 
 def complementary_codes(mu: np.ndarray, darker: np.ndarray, n: int, *,
@@ -78,12 +97,15 @@ def complementary_codes(mu: np.ndarray, darker: np.ndarray, n: int, *,
     on the darker side as it was on the lighter side and changes nothing the probe's direction does not touch.
     """
     n = integer("n", n)
-    mu = np.asarray(mu, dtype=np.float64)
+    mu = _finite_codes("mu", mu)
+    if np.ptp(mu, axis=0).max() == 0:
+        raise ValueError("mu: every face has the same code, so there is no boundary to mirror across; the latent "
+                         "space has collapsed (see Lab 2's active units).")
     darker = np.asarray(darker).reshape(-1)
     score = cross_validated_probe(mu, darker == 1, seed=seed)
     w, b = fit_linear_probe(mu, darker == 1)
     lighter = np.flatnonzero(darker == 0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(validation.seed(seed))
     anchors = rng.choice(lighter, size=n, replace=n > len(lighter))
     logit = mu[anchors] @ w + b
     return mu[anchors] - 2 * (logit / (w @ w))[:, None] * w, anchors, score
@@ -94,7 +116,7 @@ def decode_images(model: Any, codes: np.ndarray, batch_size: int = 256) -> np.nd
     decoder = getattr(model, "decoder", None)
     if decoder is None:
         raise ValueError(f"model must have a decoder (a DBVAE or VAE), got {type(model).__name__}.")
-    codes = np.asarray(codes, dtype=np.float32)
+    codes = _finite_codes("codes", codes).astype(np.float32)
     out = [np.asarray(predict_batch(decoder, pad_batch(codes[s: s + batch_size], batch_size)))[: len(codes) - s]
            for s in range(0, len(codes), batch_size)]
     images = np.concatenate(out) if out else np.zeros((0, 64, 64, 3), np.float32)

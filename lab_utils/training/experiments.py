@@ -279,6 +279,9 @@ def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int 
     if path.is_file():
         try:
             model = models.load_model(path)
+            expected = {"vae": models.VAE, "dbvae": models.DBVAE}.get(kind)
+            if (type(model) is not expected) if expected else isinstance(model, (models.VAE, models.DBVAE)):
+                raise ValueError(f"it holds a {type(model).__name__}, not a {kind} (a copied or renamed file?)")
             print(f"Loaded {kind} from {path}")
             return model
         except ValueError as err:

@@ -44,6 +44,7 @@ def _log_inverse_density(mu: np.ndarray, bins: int, alpha: float) -> np.ndarray:
     a high KL weight). A dimension where all faces agree is one bin.
     """
     n, k = mu.shape
+    mu = mu / np.maximum(np.abs(mu).max(axis=0), np.finfo(np.float64).tiny)  # scale-free; keeps 1e308 from overflowing
     lo, width = mu.min(axis=0), np.ptp(mu, axis=0)
     scale = np.divide(bins, width, out=np.zeros_like(width), where=width > 0)
     bin_idx = np.clip(((mu - lo) * scale).astype(np.int64), 0, bins - 1)  # (n, k); max lands in last bin
@@ -132,9 +133,10 @@ def histogram_weights(
     if probs.shape != (len(mu),):
         raise ValueError(f"The resampling rule {name!r} returned shape {probs.shape}; it must return one "
                          f"probability per face, shape ({len(mu)},).")
-    if not np.isfinite(probs).all() or (probs < 0).any() or not probs.sum() > 0:
+    if not np.isfinite(probs).all() or (probs < 0).any() or not probs.max() > 0:
         raise ValueError(f"The resampling rule {name!r} returned weights that are negative, non-finite or all "
                          "zero; every face needs a finite weight >= 0 and at least one a positive one.")
+    probs = probs / probs.max()  # weights near the float64 limit must not overflow the sum
     return probs / probs.sum()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.validation import integer
+from lab_utils import validation
 
 
 class FaceBatchSampler:
@@ -38,6 +39,10 @@ class FaceBatchSampler:
         self.batch_size = int(batch_size)
         self.face_fraction = float(face_fraction)
         self.n_faces_per_batch = round(self.batch_size * self.face_fraction)
+        if 0.0 < self.face_fraction < 1.0 and not 0 < self.n_faces_per_batch < self.batch_size:
+            raise ValueError(f"batch_size={self.batch_size} with face_fraction={self.face_fraction} leaves "
+                             f"{self.n_faces_per_batch} faces per batch: every batch needs both faces and non-faces "
+                             "(a detector that never sees one class learns nothing). Use a batch_size of at least 2.")
         self._face_idx = dataset.face_idx
         self._nonface_idx = dataset.nonface_idx
         if len(self._face_idx) == 0:
@@ -50,7 +55,7 @@ class FaceBatchSampler:
                 f"{dataset.name}: the dataset has no non-faces (label 0) but face_fraction={face_fraction} "
                 "asks for some in every batch. Use face_fraction=1.0 or add non-face images."
             )
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(validation.seed(seed))
         self._labels = np.concatenate([
             np.ones(self.n_faces_per_batch, np.float32),
             np.zeros(self.batch_size - self.n_faces_per_batch, np.float32),
@@ -100,6 +105,8 @@ class FaceBatchSampler:
                 f"sampling_probs has {int((probs < 0).sum())} negative values (min {probs.min():.3g}); "
                 "weights must be >= 0."
             )
+        if probs.max() > 0:
+            probs = probs / probs.max()  # weights of 1e308 must not overflow the sum into inf (and the draw to face 0)
         total = probs.sum()
         if not total > 0:
             raise ValueError("sampling_probs sums to 0; at least one face needs a positive weight.")

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
+from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn import backend
 from lab_utils.nn.models import DBVAE, VAE, predict_logits
 from lab_utils.running.env import fit_verbosity, seed_everything
@@ -28,6 +28,7 @@ from lab_utils.training.resampling import (
     Rule,
 )
 from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils import validation
 from lab_utils.validation import integer, number
 
 EMA_MIN_HORIZONS = 3.0
@@ -220,22 +221,7 @@ def _as_float_images(images_or_dataset: FaceDataset | np.ndarray) -> tuple[np.nd
     """The images and whether they are uint8 (to scale per batch, not copy 4x the memory up front)."""
     if isinstance(images_or_dataset, FaceDataset):
         return images_or_dataset.images, True
-    images = np.asarray(images_or_dataset)
-    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"images must have shape (N, 64, 64, 3), got {images.shape}; pass a FaceDataset or "
-                         "an array of 64x64 RGB images.")
-    if images.dtype == np.uint8:
-        return images, True
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be uint8 in [0, 255] or float in [0, 1], got dtype {images.dtype}.")
-    finite = np.isfinite(images).reshape(len(images), -1).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ValueError(f"{bad.size} image(s) contain NaN or infinite pixels (first at index {int(bad[0])}); a model "
-                         "scores such an image as if it were real. Check how the images were loaded or scaled.")
-    if images.size and (images.min() < 0.0 or images.max() > 1.0):
-        raise ValueError("float images must be in [0, 1] (the models' input range); divide uint8 images by 255.")
-    return images, False
+    return validation.images("images", images_or_dataset)
 
 
 def predict_face_logits(
