@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from latent_search import detector_view, publish, resumed, save_checkpoint  # noqa: E402
+from face_focus import focused_loss  # noqa: E402
+from latent_search import detector_view, latent_criteria, publish, resumed, save_checkpoint  # noqa: E402
 from rule_search import candidates  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
@@ -34,26 +35,40 @@ from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.running.env import machine_summary  # noqa: E402
 from lab_utils.running.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.training.experiments import LAB_VARIANTS, train_variant  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run(rule_label: str, kl: float, seed: int, profile) -> dict[str, Any]:
+UNIFORM = "uniform (no resampling)"
+CNN = "CNN (baseline)"
+CONTROLS = (UNIFORM, CNN)
+
+
+def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole") -> dict[str, Any]:
     train, test = benchmark.load_benchmark(benchmark.config_from_profile(profile, seed=seed), progress=False)
     darker = np.asarray(train.attributes["darker"])[train.face_idx] == 1
-    rule = candidates()[rule_label]
+    if rule_label == CNN:  # the detector the DB-VAE is compared with, on the same data and seed
+        t0 = time.perf_counter()
+        model, _ = train_variant(LAB_VARIANTS["cnn"], train, profile, seed=seed, verbose=0)
+        return {"rule": rule_label, "focus": "-", "kl_weight": 0.0, "seed": seed,
+                "train_seconds": time.perf_counter() - t0, "per_epoch": [], "base_rate": float(darker.mean()),
+                "detector": detector_view(model, test)}
+    rule = None if rule_label == UNIFORM else candidates()[rule_label]
 
     def in_loop(mu: np.ndarray, bins: int, alpha: float) -> np.ndarray:  # the rule interface; options unused
         return rule(mu)
 
-    model = DBVAE(latent_dim=profile.latent_dim, kl_weight=kl, seed=seed)
+    loss_fn = None if focus == "whole" else focused_loss(float(focus.removeprefix("centre")))
+    model = DBVAE(latent_dim=profile.latent_dim, kl_weight=kl, seed=seed, loss_fn=loss_fn)
     t0 = time.perf_counter()
-    _, log = trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, rule=in_loop, batch_size=profile.batch_size,
-                                  seed=seed, verbose=0)
+    _, log = trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, rule=in_loop, resample=rule is not None,
+                                  batch_size=profile.batch_size, seed=seed, verbose=0)
     seconds = time.perf_counter() - t0
     epochs = [{"epoch": e["epoch"], "darker_share": float(np.asarray(e["sampling_probs"])[darker].sum()),
                "ess_fraction": None if e["diagnostics"] is None else e["diagnostics"]["ess_fraction"]} for e in log]
-    return {"rule": rule_label, "kl_weight": kl, "seed": seed, "train_seconds": seconds, "per_epoch": epochs,
+    return {"rule": rule_label, "focus": focus, "kl_weight": kl, "seed": seed, "train_seconds": seconds,
+            "per_epoch": epochs, "latent": latent_criteria(model, test, seed),
             "base_rate": float(darker.mean()), "detector": detector_view(model, test)}
 
 
@@ -62,15 +77,21 @@ def markdown(runs: list[dict], meta: dict) -> str:
              f"Profile `{meta['profile']}`, machine: {meta['machine']}, total {meta['total_minutes']:.1f} min.", "",
              "Per run: the expected darker share of the faces drawn in the last epoch (%) and that epoch's ESS "
              "(% of faces), then the DB-VAE's lighter - darker recall gap at threshold 0.5 and at the matched FPR "
-             "(points) and its FPR.", "",
-             "| rule | KL weight | seed | base % | darker drawn % | ESS % | gap | gap @ FPR | FPR |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "(points) and its FPR; where recorded, the latent criteria of the trained DB-VAE on the test faces "
+             "(active units, distinctness of reconstructions, probe AUC; latent_search.py).", "",
+             "| rule | reconstruction | KL weight | seed | base % | darker drawn % | ESS % | gap | gap @ FPR | FPR "
+             "| active | distinct | probe AUC |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        last, d = r["per_epoch"][-1], r["detector"]
+        last, d = (r["per_epoch"] or [{"darker_share": float("nan"), "ess_fraction": None}])[-1], r["detector"]
         ess = "-" if last["ess_fraction"] is None else f"{100 * last['ess_fraction']:.0f}"
-        lines.append(f"| {r['rule']} | {r['kl_weight']:g} | {r['seed']} | {100 * r['base_rate']:.1f} | "
-                     f"{100 * last['darker_share']:.1f} | {ess} | {100 * d['gap']:+.1f} | {100 * d['gap_at_fpr']:+.1f} | "
-                     f"{100 * d['fpr']:.2f}% |")
+        drawn = f"{100 * last['darker_share']:.1f}" if r["per_epoch"] else "-"
+        lines.append(f"| {r['rule']} | {r.get('focus', 'whole')} | {r['kl_weight']:g} | {r['seed']} | "
+                     f"{100 * r['base_rate']:.1f} | "
+                     f"{drawn} | {ess} | {100 * d['gap']:+.1f} | {100 * d['gap_at_fpr']:+.1f} | "
+                     f"{100 * d['fpr']:.2f}% | " + (
+                         "{active_units} | {distinct_ratio:.2f} | {probe_auc:.3f} |".format(**r["latent"])
+                         if "latent" in r else "| | |"))
     return "\n".join(lines) + "\n"
 
 
@@ -78,17 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--kl-weight", type=float, default=5e-4)
-    parser.add_argument("--rules", nargs="+", required=True, help="names in rule_search.candidates()")
+    parser.add_argument("--rules", nargs="+", required=True,
+                        help=f"names in rule_search.candidates(), or the controls {CONTROLS}")
+    parser.add_argument("--focus", default="whole", help="the reconstruction: 'whole' or 'centreS' (face_focus.py)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--name", default="rule_in_training")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    unknown = [r for r in args.rules if r not in candidates()]
+    unknown = [r for r in args.rules if r not in candidates() and r not in CONTROLS]
     if unknown:
         parser.error(f"unknown rules {unknown}; choose from {sorted(candidates())}")
     profile = get_profile(args.profile)
     checkpoint = RESULTS / f"{args.name}.partial.json"
-    identity = {k: getattr(args, k) for k in ("profile", "kl_weight", "rules", "seeds")}
+    identity = {k: getattr(args, k) for k in ("profile", "kl_weight", "rules", "seeds", "focus")}
     runs, minutes_before = resumed(checkpoint, identity, args.resume, parser)
     done = {(r["rule"], r["seed"]) for r in runs}
     start = time.perf_counter()
@@ -96,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         for rule in args.rules:
             if (rule, seed) in done:
                 continue
-            runs.append(run(rule, args.kl_weight, seed, profile))
+            runs.append(run(rule, args.kl_weight, seed, profile, args.focus))
             save_checkpoint(checkpoint, identity, runs, minutes_before + (time.perf_counter() - start) / 60)
             r = runs[-1]
-            print(f"{rule} seed {seed}: darker drawn {100 * r['per_epoch'][-1]['darker_share']:.1f}%, gap "
-                  f"{100 * r['detector']['gap']:+.1f} ({r['train_seconds']:.0f} s)", flush=True)
+            drawn = f"{100 * r['per_epoch'][-1]['darker_share']:.1f}%" if r["per_epoch"] else "-"
+            latent = r.get("latent", {})
+            print(f"{rule} seed {seed}: darker drawn {drawn}, gap {100 * r['detector']['gap']:+.1f} @FPR "
+                  f"{100 * r['detector']['gap_at_fpr']:+.1f} FPR {100 * r['detector']['fpr']:.2f}%, active "
+                  f"{latent.get('active_units')}, distinct {latent.get('distinct_ratio', float('nan')):.2f}, probe "
+                  f"{latent.get('probe_auc', float('nan')):.3f} ({r['train_seconds']:.0f} s)", flush=True)
     meta = {"command": "python benchmarks/rule_in_training.py " + " ".join(
                 f'"{a}"' if " " in a else a for a in (sys.argv[1:] if argv is None else argv)),
             "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
