@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +25,35 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     writer's leftovers from a write still in progress.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder where a file belongs; delete or rename the folder, then run again.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a folder under /sys, or on a read-only disk
+        raise type(err)(err.errno, f"Cannot create the folder {path.parent} ({err.strerror}); point $LAB_OUTPUT_DIR "
+                                   "or $LAB_DATA_DIR (or the path you passed) at a folder you can write to") from None
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if _disk_full(err, path.parent):  # h5py, for one, says "Can't decrement id ref count"
+            raise OSError(errno.ENOSPC, f"No space left on the disk while writing {path}; nothing half-written was "
+                                        "kept. Free some space (or point $LAB_DATA_DIR / $LAB_OUTPUT_DIR at another "
+                                        "disk) and run again") from err
         raise
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    if not isinstance(err, Exception):  # Ctrl-C, SystemExit: never re-labelled
+        return False
+    try:
+        return shutil.disk_usage(folder).free < 1_000_000
+    except OSError:
+        return False
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -1,5 +1,7 @@
 """Atomic text writes: the new content or the old, never a torn file or a leftover temporary."""
 
+from pathlib import Path
+
 import pytest
 
 from lab_utils.files import atomic_path, write_bytes_atomic, write_text_atomic
@@ -58,3 +60,30 @@ def test_environment_folders_that_are_files_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(env.OUTPUT_ENV, str(tmp_path / "f"))
     with pytest.raises(ValueError, match=r"from \$LAB_OUTPUT_DIR\) is a file"):
         env.output_dir("models")
+
+
+def test_a_folder_where_the_file_belongs_is_named(tmp_path):
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder where a file belongs"):
+        write_text_atomic(tmp_path / "out.json", "{}")
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys, where no folder can be created")
+def test_a_folder_that_cannot_be_created_is_named_with_what_to_do():
+    with pytest.raises(OSError, match="Cannot create the folder /sys/lab_utils_outputs .*LAB_OUTPUT_DIR"):
+        write_text_atomic("/sys/lab_utils_outputs/summary.md", "x")
+
+
+def test_a_full_disk_says_so_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+    import shutil as shutil_module
+
+    from lab_utils import files
+
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda folder: shutil_module._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(OSError) as caught:
+        with files.atomic_path(tmp_path / "big.h5") as tmp:
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("Can't decrement id ref count (unable to extend file properly)")
+    assert caught.value.errno == errno.ENOSPC and "No space left" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

@@ -306,3 +306,27 @@ def test_a_downloaded_reference_file_is_checked_against_its_first_checksum(tmp_p
     again = loaders.load_reference_training_file(source.as_uri(), cache_dir=cache)
     assert "not the" in capsys.readouterr().out and sha256_of(cached) == sha256_of(source)
     assert len(again) == 6
+
+
+def test_ppb_folders_the_loader_would_skip_are_errors(tmp_path):
+    import cv2
+
+    face = np.full((80, 80, 3), 128, np.uint8)
+    (tmp_path / "lf").mkdir()
+    cv2.imwrite(str(tmp_path / "lf" / "a.png"), face)
+    with pytest.raises(ValueError, match="only in case"):
+        loaders.load_ppb_folders(tmp_path)
+    (tmp_path / "lf").rename(tmp_path / "LF")
+    (tmp_path / "LF" / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "LF" / "sub" / "b.png"), face)
+    with pytest.raises(ValueError, match="sub-folder"):
+        loaders.load_ppb_folders(tmp_path)
+
+
+def test_a_sliver_is_not_read_as_a_face(tmp_path):
+    import cv2
+
+    (tmp_path / "LF").mkdir()
+    cv2.imwrite(str(tmp_path / "LF" / "strip.png"), np.full((3, 1000, 3), 90, np.uint8))
+    with pytest.raises(ValueError, match="1000x3 pixels is not a photo of a face"):
+        loaders.load_ppb_folders(tmp_path)

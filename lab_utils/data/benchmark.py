@@ -109,6 +109,8 @@ def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.Pa
     splits = []
     for split in SPLITS:
         path = cache / f"benchmark-{key}-{split}.h5"
+        if path.is_dir():  # refuse now, not after minutes of rendering
+            raise ValueError(f"{path} is a folder where the benchmark's cache file belongs; delete or rename it.")
         dataset = _load_cached(path, cfg, split)
         if dataset is None:
             dataset = generate_split(cfg, split, progress=progress)

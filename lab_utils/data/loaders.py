@@ -91,6 +91,10 @@ def load_ppb_folders(root: str | os.PathLike, *, size: int = 64) -> FaceDataset:
     files: list[Path] = []
     codes: list[int] = []
     found = [code for code in GROUPS if (root / code).is_dir()]
+    near = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.upper() in GROUPS and p.name not in GROUPS)
+    if near:
+        raise ValueError(f"{root}: group folder(s) {near} differ from {list(GROUPS)} only in case; rename them exactly "
+                         "LF, LM, DF and DM (on a case-sensitive disk they would be skipped).")
     if not found:
         raise ValueError(
             f"{root}: none of the group folders {GROUPS} exist (found {sorted(p.name for p in root.iterdir())}). "
@@ -104,6 +108,10 @@ def load_ppb_folders(root: str | os.PathLike, *, size: int = 64) -> FaceDataset:
                 "Restore the target files or delete the links, then load again."
             )
         images = sorted(p for p in (root / code).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        nested = sorted(p.name for p in (root / code).iterdir() if p.is_dir())
+        if nested:
+            raise ValueError(f"{root / code}: sub-folder(s) {nested[:3]} inside a group folder; images must sit directly "
+                             f"in {code}/ (sub-folders are not read). Move their images up a level.")
         files += images
         codes += [GROUPS.index(code)] * len(images)
     if not files:
@@ -220,12 +228,19 @@ def _read_image(path: Path, size: int) -> np.ndarray:
             f"{path}: OpenCV cannot read this image (corrupt or an unsupported format); fix or remove it."
         )
     height, width = bgr.shape[:2]
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise ValueError(f"{path}: {width}x{height} pixels is not a photo of a face (more than {MAX_ASPECT}:1); a "
+                         "centre crop would keep a sliver of it. Crop it to the face, or remove it.")
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
     square = bgr[top:top + side, left:left + side]
     if side != size:
         square = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
+
+
+MAX_ASPECT = 4
+"""Width / height (or the inverse) beyond which an image is refused rather than centre-cropped."""
 
 
 def _read_images(files: list[Path], size: int, desc: str) -> np.ndarray:
