@@ -31,7 +31,7 @@ from rule_search import candidates, leading_components  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.nn.losses import classification_loss, kl_divergence  # noqa: E402
+from lab_utils.nn.losses import centre_weights, classification_loss, kl_divergence  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.running.env import machine_summary, output_dir  # noqa: E402
 from lab_utils.running.profiles import get_profile  # noqa: E402
@@ -43,14 +43,8 @@ RULES = ("max, all dims", "max, 1 PCs", "product, 1 PCs, alpha 1e-2", "kNN, 1 PC
          "max, 3 PCs", "product, 3 PCs, alpha 1e-2", "kNN, 3 PCs, power 1")
 
 
-def centre_weights(sigma: float) -> np.ndarray:
-    """(64, 64, 1) Gaussian pixel weights centred on the image, mean 1."""
-    r = np.arange(64) - 31.5
-    w = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma ** 2))
-    return (w / w.mean()).astype(np.float32)[..., None]
-
-
 def focused_loss(sigma: float):
+    """The DB-VAE loss with ``losses.centre_weights(sigma)`` on the L1 error (``recon="l1_centre"`` at 12 px)."""
     w = centre_weights(sigma)
 
     def centre_weighted_dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon):

@@ -131,3 +131,17 @@ def test_shape_errors_are_clear(batch):
 def test_a_loss_returning_something_that_is_not_a_tensor_is_named():
     with pytest.raises(ValueError, match="returned dict, not one loss per sample"):
         losses.check_loss_fn(lambda *args: {"total": 1.0}, "vae", latent_dim=3, kl_weight=0.1, recon="l1")
+
+
+def test_the_face_centred_reconstruction_weighs_the_centre_over_the_background():
+    w = losses.centre_weights()
+    assert w.shape == (64, 64, 1) and np.isclose(w.mean(), 1.0)
+    x = np.zeros((2, 64, 64, 3), np.float32)
+    x_hat = x.copy()
+    x_hat[0, 28:36, 28:36] = 1.0  # the same error, at the centre ...
+    x_hat[1, :8, :8] = 1.0        # ... and in a corner
+    centre = np.asarray(reconstruction_loss(x, x_hat, "l1_centre"))
+    plain = np.asarray(reconstruction_loss(x, x_hat, "l1"))
+    assert np.isclose(plain[0], plain[1]) and centre[0] > 10 * centre[1]
+    with pytest.raises(ValueError, match="weights 64x64 images"):
+        reconstruction_loss(np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 32, 3)), "l1_centre")

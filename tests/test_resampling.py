@@ -8,6 +8,7 @@ import pytest
 
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn.models import DBVAE
+from lab_utils.training import resampling
 from lab_utils.training.resampling import (
     compute_sampling_probs,
     encode_faces,
@@ -174,3 +175,43 @@ def test_compute_sampling_probs_with_a_dbvae(trapped_dataset):
 def test_model_without_encode_is_rejected(trapped_dataset):
     with pytest.raises(ValueError, match="encode"):
         encode_faces(object(), trapped_dataset)
+
+
+def _rare_group_along_a_main_axis(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """32 latent dimensions; a 5% group offset along the direction of largest variance, as skin tone is with the
+    face-centred reconstruction; 31 dimensions of unrelated variation (background, pose, lighting)."""
+    rng = np.random.default_rng(seed)
+    rare = rng.random(n) < 0.05
+    mu = rng.normal(size=(n, 32)) * np.r_[1.0, np.full(31, 0.8)]
+    mu[:, 0] += np.where(rare, 3.0, 0.0)
+    rotation, _ = np.linalg.qr(rng.normal(size=(32, 32)))  # not aligned with any latent dimension
+    return mu @ rotation, rare
+
+
+def test_principal_max_finds_a_rare_group_the_per_dimension_max_rule_dilutes():
+    mu, rare = _rare_group_along_a_main_axis()
+    principal = resampling.histogram_weights(mu, rule="principal_max")
+    per_dimension = resampling.histogram_weights(mu, rule="max")
+    assert principal[rare].sum() >= 3 * rare.mean()
+    assert per_dimension[rare].sum() < 2 * rare.mean()
+    assert resampling.resampling_diagnostics(principal)["ess_fraction"] >= 0.1
+
+
+def test_principal_max_is_the_max_rule_on_the_standardised_leading_directions():
+    mu, _ = _rare_group_along_a_main_axis(500)
+    z = resampling.principal_directions(mu, 3)
+    assert z.shape == (500, 3) and np.allclose(z.std(axis=0), 1.0) and np.allclose(z.mean(axis=0), 0.0)
+    assert np.allclose(resampling.principal_max_rule(mu, components=3), resampling.max_rule(z))
+    assert np.allclose(resampling.principal_max_rule(mu * 1e-4), resampling.principal_max_rule(mu))  # scale-free
+
+
+@pytest.mark.parametrize("mu, alpha, words", [
+    (np.array([[0.0, np.nan], [1.0, 2.0], [0.5, 0.1]]), 1e-3, "non-finite"),
+    (np.zeros((1, 4)), 1e-3, "at least 2 faces"),
+    (np.full((6, 4), 0.25), 1e-3, "same latent code"),
+    (np.random.default_rng(0).normal(size=(20, 4)), 0.0, "alpha must be a finite number > 0"),
+    (np.random.default_rng(0).normal(size=(20, 4)), -1.0, "alpha must be a finite number > 0"),
+])
+def test_principal_max_bad_input_names_the_argument(mu, alpha, words):
+    with pytest.raises(ValueError, match=words):
+        resampling.histogram_weights(mu, rule="principal_max", alpha=alpha)

@@ -73,13 +73,46 @@ def max_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_AL
     return _normalise_log((log_inv - _logsumexp(log_inv, axis=0)).max(axis=1))
 
 
-RULES: dict[str, Rule] = {"product": product_rule, "max": max_rule}
+PRINCIPAL_COMPONENTS = 2
+"""How many leading principal directions of the latent means :func:`principal_max_rule` takes the density along."""
+
+
+def principal_directions(mu: np.ndarray, components: int = PRINCIPAL_COMPONENTS) -> np.ndarray:
+    """The faces' latent means projected on their ``components`` leading principal directions, each scaled to unit
+    variance: the few directions along which the faces differ most (with a face-centred reconstruction, skin tone
+    is among them; benchmarks/results/face_focus_*.md)."""
+    mu = _check_mu(mu)
+    components = integer("components", components)
+    if len(mu) < 2:
+        raise ValueError(f"mu holds {len(mu)} face; principal directions need at least 2 faces.")
+    centred = mu - mu.mean(axis=0)
+    scale = np.abs(centred).max()
+    if not scale > 0:
+        raise ValueError("mu: every face has the same latent code, so no direction tells faces apart; the latent "
+                         "space has collapsed (Lab 2 shows how to count active dimensions).")
+    _, s, vt = np.linalg.svd(centred / scale, full_matrices=False)
+    k = min(components, int((s > s[0] * 1e-9).sum()))
+    z = (centred / scale) @ vt[:k].T
+    return z / z.std(axis=0)
+
+
+def principal_max_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA,
+                       components: int = PRINCIPAL_COMPONENTS) -> np.ndarray:
+    """The max rule on the ``components`` leading principal directions of the latent means instead of on every
+    latent dimension: a rare group that differs from the others along one of the main axes of variation keeps its
+    weight, instead of being diluted by 32 dimensions of background, pose and lighting."""
+    number("alpha", alpha, low=0.0, low_open=True, hint=" (the density smoothing; 0 or below lets one empty bin "
+                                                        "decide)")
+    return max_rule(principal_directions(mu, components), bins, alpha)
+
+
+RULES: dict[str, Rule] = {"product": product_rule, "max": max_rule, "principal_max": principal_max_rule}
 
 
 def check_weight_options(bins: int, alpha: float, rule: str | Rule) -> None:
     """Raise ValueError for options :func:`histogram_weights` cannot use (so a trainer can fail before fit)."""
     integer("bins", bins)
-    number("alpha", alpha, low=0.0, hint=" (the density smoothing)")
+    number("alpha", alpha, low=0.0, low_open=rule == "principal_max", hint=" (the density smoothing)")
     if not callable(rule) and rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)} (paper: 'product', reference lab: 'max') or a "
                          f"function rule(mu, bins, alpha) -> probabilities, got {rule!r}.")
