@@ -56,7 +56,7 @@ def test_a_server_that_never_answers_ends_in_a_clear_error_not_a_hang(server, tm
     start = time.perf_counter()
     with pytest.raises(DownloadError, match="after 2 attempt\\(s\\).*download the file yourself and pass its local"):
         download(server, tmp_path / "f.h5", timeout=0.5, retries=2, pause_s=0, progress=False)
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 60  # two 0.5 s attempts; only a hang takes this long, on any machine
     assert not (tmp_path / "f.h5").exists()
 
 

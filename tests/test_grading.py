@@ -131,7 +131,10 @@ def test_hanging_submission_times_out_keeps_earlier_checks_and_is_killed(graded)
     assert row["status"] == f"timeout after {HANG_TIMEOUT:g} s in cell 4 of 7"
     assert row["kl_divergence"] == "pass" and row["reparameterize"] == grading.NOT_RUN and row["passed"] == "1/2"
     assert HANG_TIMEOUT <= float(row["runtime_s"]) < HANG_TIMEOUT + 60  # killed soon after its limit
-    assert elapsed < 4 * HANG_TIMEOUT  # the others were graded alongside, not after an unbounded wait
+    # The others were graded alongside it (--jobs 2), not one after another: the wall time is well under the sum of
+    # the runtimes, a ratio that holds on a busy machine as on an idle one.
+    total = sum(float(r["runtime_s"]) for r in rows.values())
+    assert elapsed < 0.8 * total + 20, (elapsed, total)
     executed = nbformat.read(out / "executed" / "abe_hangs.ipynb", as_version=4)
     assert any(o.get("text", "").startswith("PASS kl_divergence") for o in executed.cells[2].outputs)
 
@@ -170,8 +173,8 @@ def test_interrupt_kills_a_running_notebook_at_once(tmp_path):
         stop.set()
 
     threading.Thread(target=stop_once_running, daemon=True).start()
-    grade = grading.grade_submission(path, timeout=120, stop=stop)
-    assert grade.status == "interrupted in cell 1 of 1" and grade.runtime_s < 110  # stopped, not timed out
+    grade = grading.grade_submission(path, timeout=900, stop=stop)  # the limit only catches a stop that never comes
+    assert grade.status == "interrupted in cell 1 of 1"  # stopped, not timed out
     assert _survivors("spins") == []
 
 
@@ -231,8 +234,18 @@ def test_a_process_the_submission_detached_does_not_outlive_its_grade(tmp_path):
     pid_file = tmp_path / "detached.pid"
     path = tmp_path / "detaches.ipynb"
     nbformat.write(_notebook(DETACH.format(pid_file=str(pid_file)), "import time\ntime.sleep(600)"), path)
-    grade = grading.grade_submission(path, timeout=45)  # the first cell must run first, also on a busy machine
-    assert grade.status.startswith("timeout")
+    stop = threading.Event()
+
+    def stop_once_detached() -> None:  # ends the grade once the submission has detached, however long that took
+        deadline = time.monotonic() + 900
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+
+    threading.Thread(target=stop_once_detached, daemon=True).start()
+    grade = grading.grade_submission(path, timeout=900, stop=stop)
+    assert grade.status.startswith("interrupted in cell 2")
     pid = int(pid_file.read_text())
     time.sleep(0.2)
     try:
