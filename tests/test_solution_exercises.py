@@ -54,18 +54,31 @@ def test_exercises_cover_the_method():
                      "resampling_probs", "error_weights"}
 
 
-def test_the_old_density_solution_would_have_failed(capsys):
-    """The check can fail: np.histogram(density=True) scales each dimension by its bin width, which the
-    reference's bin shares do not, and with alpha > 0 that changes the probabilities."""
-    def density_probs(mu, bins=10, alpha=1e-3):
+def _max_rule_from(histogram_value):
+    """The max rule written out, with each dimension's histogram value at a face given by ``histogram_value``."""
+    def probs(mu, bins=10, alpha=1e-3):
         mu = np.asarray(mu, dtype=np.float64)
-        log_w = np.zeros(mu.shape[0])
+        per_dim = []
         for i in range(mu.shape[1]):
-            density, edges = np.histogram(mu[:, i], bins=bins, density=True)
-            which = np.clip(np.digitize(mu[:, i], edges[1:-1]), 0, bins - 1)
-            log_w -= np.log(density[which] + alpha)
-        w = np.exp(log_w - log_w.max())
-        return w / w.sum()
+            value = histogram_value(mu[:, i], bins)
+            w = 1.0 / (value + alpha)
+            per_dim.append(w / w.sum())
+        face = np.max(per_dim, axis=0)
+        return face / face.sum()
+    return probs
 
-    checks.check_resampling_probs(density_probs)
+
+def _at_faces(column, bins, density):
+    counts, edges = np.histogram(column, bins=bins, density=density)
+    which = np.clip(np.digitize(column, edges[1:-1]), 0, bins - 1)
+    return counts[which] if density else counts[which] / len(column)
+
+
+def test_the_check_fails_a_max_rule_built_on_densities_instead_of_bin_shares(capsys):
+    """The check can fail, and for this reason alone: np.histogram(density=True) divides each dimension by its bin
+    width, which the reference's bin shares do not, and with alpha > 0 that changes the probabilities. The same rule
+    on bin shares passes."""
+    checks.check_resampling_probs(_max_rule_from(lambda c, bins: _at_faces(c, bins, density=False)), rule="max")
+    assert capsys.readouterr().out.startswith("PASS resampling_probs")
+    checks.check_resampling_probs(_max_rule_from(lambda c, bins: _at_faces(c, bins, density=True)), rule="max")
     assert capsys.readouterr().out.startswith("FAIL resampling_probs")
