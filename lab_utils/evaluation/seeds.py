@@ -30,7 +30,7 @@ def summarize_seeds(results: Sequence[Mapping[str, Any] | Any], *, ci: float = 0
                     skip: tuple[str, ...] = ("settings",)) -> dict[str, dict[str, float]]:
     """Mean, sample std (ddof=1) and a Student-t interval (n-1 dof) of every numeric field across seeds.
 
-    Seeds, not bootstrap resamples, capture training noise, which the prototype found to dominate. Accepts
+    Seeds, not bootstrap resamples, capture training noise. Accepts
     dicts (e.g. ``DetectorEvaluation.to_dict()``, nested is fine) or objects with ``to_dict()``; top-level
     keys in ``skip`` (run settings such as the seed itself) are left out. Keys are dotted paths.
     """

@@ -100,8 +100,8 @@ def reconstruction_loss(x: Any, x_hat: Any, recon: str = "l1") -> Any:
     """Mean absolute (``"l1"``, the lab's choice), squared (``"l2"``, the paper's) or face-centred absolute
     (``"l1_centre"``, see :data:`CENTRE_SIGMA`) pixel error per sample.
 
-    A mean rather than a sum keeps the loss on the scale of one pixel, which is what the lab's
-    ``kl_weight`` (5e-4) was tuned against.
+    A mean rather than a sum keeps the loss on the scale of one pixel, the scale the KL weights
+    (:data:`VAE_KL_WEIGHT`, :data:`DBVAE_KL_WEIGHT`) are set against.
     """
     if recon not in RECONSTRUCTION_KINDS:
         raise ValueError(f"Unknown reconstruction {recon!r}; use one of {RECONSTRUCTION_KINDS}.")

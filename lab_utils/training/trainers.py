@@ -1,7 +1,7 @@
 """Training loops for the CNN, VAE and DB-VAE: ``compile()``/``fit()`` on :class:`FaceBatchSampler` batches.
 
 Evaluation uses an exponential moving average (EMA) of the weights, which varies much less between seeds than
-the last step's weights (shared/prototype-findings.md; the README's findings). Adam keeps the average
+the last step's weights. Adam keeps the average
 (``use_ema=True``) and Keras writes it into the model at the end of ``fit()``, so after every ``train_*``
 call the model holds the averaged weights. Note that a second ``fit()`` therefore resumes from the average.
 """
