@@ -109,3 +109,20 @@ def test_fit_verbosity_follows_the_main_jobs_setting(monkeypatch):
     monkeypatch.setenv(FIT_VERBOSE_ENV, "lines")
     with pytest.raises(ValueError, match="LAB_FIT_VERBOSE must be 0"):
         fit_verbosity("auto")
+
+
+def test_a_failed_run_leaves_nothing_of_the_previous_run_beside_it(tmp_path, monkeypatch):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    _notebook(labs / "01_a.ipynb", "raise RuntimeError('boom')")
+    out = tmp_path / "outputs"
+    previous = out / "run-smoke"
+    (previous / "figures").mkdir(parents=True)
+    for name in ("run_summary.md", "timings.json", "02_b.ipynb", "figures/02_b_cell01_1.png"):
+        (previous / name).write_text("from the previous, successful run")
+    monkeypatch.setattr(run_labs, "project_root", lambda: tmp_path)
+    monkeypatch.setenv("LAB_OUTPUT_DIR", str(out))
+    monkeypatch.setenv("LAB_PROFILE", "smoke")
+    assert run_labs.main(["--profile", "smoke"]) == 1
+    left = sorted(p.relative_to(previous).as_posix() for p in previous.rglob("*") if p.is_file())
+    assert left == ["01_a.ipynb"]  # the failed copy alone, which names the failing cell
