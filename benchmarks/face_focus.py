@@ -26,14 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from latent_search import detector_view, latent_criteria, publish, resumed, save_checkpoint  # noqa: E402
+from latent_search import detector_view, finish, latent_criteria, resumed, save_checkpoint  # noqa: E402
 from rule_search import candidates, leading_components  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
-from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.nn.losses import centre_weights, classification_loss, kl_divergence  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
-from lab_utils.running.env import machine_summary, output_dir  # noqa: E402
+from lab_utils.running.env import output_dir  # noqa: E402
 from lab_utils.running.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.resampling import encode_posteriors, resampling_diagnostics  # noqa: E402
@@ -133,11 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * r['detector']['gap']:+.1f}; " + "; ".join(
                       f"{k}: {100 * v['darker_share']:.1f}%/{100 * v['ess_fraction']:.0f}%"
                       for k, v in r["rules"].items()), flush=True)
-    meta = {"command": "python benchmarks/face_focus.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
-            "total_minutes": minutes_before + (time.perf_counter() - start) / 60}
-    publish(args.name, meta, runs, markdown(runs, meta), checkpoint)
-    return 0
+    return finish("face_focus.py", argv, profile, args.name, runs,
+                  minutes_before + (time.perf_counter() - start) / 60, markdown, checkpoint)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -144,6 +145,16 @@ def save_checkpoint(checkpoint: Path, identity: dict, runs: list[dict], minutes:
     write_text_atomic(checkpoint, json.dumps({"identity": identity, "runs": runs, "minutes": minutes}))
 
 
+def finish(script: str, argv: list[str] | None, profile, name: str, runs: list[dict], minutes: float, markdown,
+           checkpoint: Path) -> int:
+    """The results' meta (command, profile, machine, interval methods, minutes), then :func:`publish`."""
+    meta = {"command": f"python benchmarks/{script} " + shlex.join(sys.argv[1:] if argv is None else argv),
+            "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
+            "total_minutes": minutes}
+    publish(name, meta, runs, markdown(runs, meta), checkpoint)
+    return 0
+
+
 def publish(name: str, meta: dict, runs: list[dict], table: str, checkpoint: Path) -> None:
     """Write ``benchmarks/results/<name>.{md,json}``, drop the checkpoint, print the table."""
     write_text_atomic(RESULTS / f"{name}.md", table)
@@ -182,11 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['distinct_ratio']:.2f}, probe {r['probe_auc']:.3f}"
                       + (f", gap {100 * r['detector']['gap']:+.1f}" if "detector" in r else "")
                       + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
-    meta = {"command": "python benchmarks/latent_search.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
-            "total_minutes": minutes_before + (time.perf_counter() - start) / 60}
-    publish(args.name, meta, runs, markdown(runs, meta), checkpoint)
-    return 0
+    return finish("latent_search.py", argv, profile, args.name, runs,
+                  minutes_before + (time.perf_counter() - start) / 60, markdown, checkpoint)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from face_focus import focused_loss  # noqa: E402
-from latent_search import detector_view, latent_criteria, publish, resumed, save_checkpoint  # noqa: E402
+from latent_search import detector_view, finish, latent_criteria, resumed, save_checkpoint  # noqa: E402
 from rule_search import candidates  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
-from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
-from lab_utils.running.env import machine_summary  # noqa: E402
 from lab_utils.running.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.experiments import LAB_VARIANTS, train_variant  # noqa: E402
@@ -128,12 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * r['detector']['gap_at_fpr']:+.1f} FPR {100 * r['detector']['fpr']:.2f}%, active "
                   f"{latent.get('active_units')}, distinct {latent.get('distinct_ratio', float('nan')):.2f}, probe "
                   f"{latent.get('probe_auc', float('nan')):.3f} ({r['train_seconds']:.0f} s)", flush=True)
-    meta = {"command": "python benchmarks/rule_in_training.py " + " ".join(
-                f'"{a}"' if " " in a else a for a in (sys.argv[1:] if argv is None else argv)),
-            "profile": profile.name, "machine": machine_summary(), "intervals": methods_record(),
-            "total_minutes": minutes_before + (time.perf_counter() - start) / 60}
-    publish(args.name, meta, runs, markdown(runs, meta), checkpoint)
-    return 0
+    return finish("rule_in_training.py", argv, profile, args.name, runs,
+                  minutes_before + (time.perf_counter() - start) / 60, markdown, checkpoint)
 
 
 if __name__ == "__main__":
