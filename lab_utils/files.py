@@ -26,7 +26,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder where a file belongs; delete or rename the folder, then run again.")
+        raise IsADirectoryError(f"{path} is a folder where a file belongs; delete or rename the folder, then run "
+                                "again.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a folder under /sys, or on a read-only disk

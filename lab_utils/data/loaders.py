@@ -110,8 +110,8 @@ def load_ppb_folders(root: str | os.PathLike, *, size: int = 64) -> FaceDataset:
         images = sorted(p for p in (root / code).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         nested = sorted(p.name for p in (root / code).iterdir() if p.is_dir())
         if nested:
-            raise ValueError(f"{root / code}: sub-folder(s) {nested[:3]} inside a group folder; images must sit directly "
-                             f"in {code}/ (sub-folders are not read). Move their images up a level.")
+            raise ValueError(f"{root / code}: sub-folder(s) {nested[:3]} inside a group folder; images must sit "
+                             f"directly in {code}/ (sub-folders are not read). Move their images up a level.")
         files += images
         codes += [GROUPS.index(code)] * len(images)
     if not files:

@@ -45,7 +45,8 @@ def show_gallery(dataset: FaceDataset, *, per_group: int = 8, include_nonfaces: 
     if not isinstance(dataset, FaceDataset):
         raise ValueError(f"show_gallery expects a FaceDataset, got {type(dataset).__name__}; "
                          "use show_images for plain arrays.")
-    rows = _rows(dataset, integer("per_group", per_group), include_nonfaces, np.random.default_rng(validation.seed(seed)))
+    rng = np.random.default_rng(validation.seed(seed))
+    rows = _rows(dataset, integer("per_group", per_group), include_nonfaces, rng)
     fig = plt.figure(figsize=(ax_size * per_group + 1.5, ax_size * len(rows) + (0.4 if title else 0.05)))
     axes = fig.subplots(len(rows), per_group, squeeze=False)
     for (label, idx), ax_row in zip(rows, axes):

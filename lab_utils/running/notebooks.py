@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -120,8 +120,9 @@ def execute(path: Path, out_path: Path, *, allow_errors: bool = False, cell_time
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
-    client = _capped_client(max_output_bytes)(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(Path(path).parent)}})
+    client = _capped_client(max_output_bytes)(nb, timeout=cell_timeout, kernel_name="python3",
+                                              allow_errors=allow_errors,
+                                              resources={"metadata": {"path": str(Path(path).parent)}})
     sockets = None
     if os.name == "posix":  # a local kernel over Unix sockets in a private folder: no plain-TCP warning per notebook
         sockets = tempfile.TemporaryDirectory(prefix="lab-kernel-")
