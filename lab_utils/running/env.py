@@ -97,9 +97,9 @@ def seed_everything(seed: int) -> None:
 
 def machine_info() -> dict:
     """What a benchmark result must say about where it ran, so numbers from different machines are not mixed."""
-    import keras
+    from lab_utils.nn import backend  # first: it loads Keras without TensorFlow's start-up notices
 
-    from lab_utils.nn import backend
+    import keras
 
     return {
         "platform": platform.platform(),
