@@ -51,14 +51,18 @@ def _describe(low: float, high: float, low_open: bool, high_open: bool) -> str:
 IMAGE_SHAPE = (64, 64, 3)
 
 
-def images(name: str, value: Any) -> tuple[Any, bool]:
-    """``value`` as a NumPy batch of 64x64 RGB images and whether it is uint8: the one check at every entry that
-    takes images. uint8 must use the 0-255 range (a batch holding only 0 and 1 is floats cast without scaling);
-    floats must be finite and in [0, 1] (floats in 0-255 are uint8 values not divided by 255)."""
+def images(name: str, value: Any, *, any_size: bool = False) -> tuple[Any, bool]:
+    """``value`` as a NumPy batch of 64x64 RGB images (``any_size``: N x H x W x 1 or 3, for figures) and whether it
+    is uint8: the one check at every entry that takes images. uint8 must use the 0-255 range (a batch holding only
+    0 and 1 is floats cast without scaling); floats must be finite and in [0, 1] (floats in 0-255 are uint8 values
+    not divided by 255)."""
     import numpy as np
 
     x = np.asarray(value)
-    if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+    if any_size:
+        if x.ndim != 4 or x.shape[-1] not in (1, 3):
+            raise ValueError(f"{name} must have shape (N, H, W, 3) or (N, H, W, 1), got {x.shape}.")
+    elif x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
         raise ValueError(f"{name} must have shape (N, 64, 64, 3), got {x.shape}; pass 64x64 RGB images.")
     if x.dtype == np.uint8:
         if x.size and x.max() == 1:  # (all-zero batches stay allowed: padding, placeholders)

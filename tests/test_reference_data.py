@@ -136,3 +136,18 @@ def test_models_of_each_dataset_are_saved_apart():
     embedded = experiments.model_path("cnn", SMOKE, 0)
     reference = experiments.model_path("cnn", SMOKE, 0, "reference")
     assert embedded.name == "cnn-smoke-seed0.keras" and reference.name == "cnn-reference-smoke-seed0.keras"
+
+
+def test_files_named_with_a_tilde_in_the_environment_are_found(files, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(files["ppb"].parent))
+    monkeypatch.setenv(sources.REFERENCE_TRAIN_ENV, "~/" + files["h5"].name)
+    monkeypatch.setenv(sources.TEST_FACES_ENV, "~/" + files["ppb"].name)
+    train, test = sources.load_lab_data("reference", SMOKE, cache_dir=tmp_path)
+    assert len(test.face_idx) == 20
+
+
+def test_a_training_file_with_one_non_face_is_refused_before_any_training(tmp_path, monkeypatch):
+    path = write_reference_h5(tmp_path / "one_nonface.h5", n_faces=40, n_nonfaces=1)
+    monkeypatch.setenv(sources.REFERENCE_TRAIN_ENV, str(path))
+    with pytest.raises(ValueError, match="at least two non-faces"):
+        sources.load_lab_data("reference", SMOKE, cache_dir=tmp_path)

@@ -126,3 +126,32 @@ def test_a_failed_run_leaves_nothing_of_the_previous_run_beside_it(tmp_path, mon
     assert run_labs.main(["--profile", "smoke"]) == 1
     left = sorted(p.relative_to(previous).as_posix() for p in previous.rglob("*") if p.is_file())
     assert left == ["01_a.ipynb"]  # the failed copy alone, which names the failing cell
+
+
+def test_jupyters_duplicates_are_not_run(tmp_path):
+    for name in ("01_a.ipynb", "01_a-Copy1.ipynb", "01_a (copy).ipynb"):
+        _notebook(tmp_path / name, "1")
+    assert [p.name for p in notebooks.lab_notebooks(tmp_path, [1])] == ["01_a.ipynb"]
+
+
+def test_ctrl_c_ends_the_main_job_with_one_line(tmp_path, monkeypatch, capsys):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        _notebook(labs / name, "x = 1")
+
+    def execute(path, out, **kwargs):
+        if path.name == "02_b.ipynb":
+            raise KeyboardInterrupt
+        out.write_text("{}")
+        return 1.0
+
+    monkeypatch.setattr(run_labs, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(run_labs.notebooks, "execute", execute)
+    monkeypatch.setattr(run_labs, "export_figures", lambda *a: [])
+    monkeypatch.setenv("LAB_OUTPUT_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("LAB_PROFILE", "smoke")
+    assert run_labs.main(["--profile", "smoke"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("interrupted in 02_b.ipynb; finished: 01_a.ipynb")
+    assert "Traceback" not in err

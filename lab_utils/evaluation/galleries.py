@@ -73,15 +73,7 @@ def show_images(images: np.ndarray | Sequence[np.ndarray], titles: Sequence[str]
                 ncols: int = 8) -> Figure:
     """Any stack of RGB images (uint8, or float in [0, 1]) in a grid, e.g. VAE reconstructions or samples."""
     arr = np.asarray(images)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise ValueError(f"images must have shape (N, H, W, 3) or (N, H, W, 1), got {arr.shape}.")
-    if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {arr.dtype}.")
-        if arr.size and (np.nanmin(arr) < 0.0 or np.nanmax(arr) > 1.0):
-            raise ValueError("float images must lie in [0, 1]; divide uint8 data by 255 or clip model outputs.")
+    arr, _ = validation.images("images", arr[None] if arr.ndim == 3 else arr, any_size=True)
     if titles is not None and len(titles) != len(arr):
         raise ValueError(f"got {len(titles)} titles for {len(arr)} images; pass one per image or None.")
     ncols = integer("ncols", ncols)
