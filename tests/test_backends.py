@@ -107,7 +107,18 @@ def xla_flags_for_two_cpu_devices() -> str:
 
 
 def test_jax_data_parallel_takes_the_same_size_steps_and_trains_a_variant():
-    done = run_under("jax", ["-c", DATA_PARALLEL], {"XLA_FLAGS": xla_flags_for_two_cpu_devices()}, timeout=600)
+    # Two devices emulated on a 2-core CPU: now and then XLA's in-process all-reduce never completes (the process
+    # sits idle; seen once in a fresh-clone run whose next standalone run passed in under 150 s). That stall is in
+    # the emulation, not in Keras' data parallelism under test, so a run that hangs is tried once more; two hangs
+    # fail. Each attempt's limit is far above a normal run, also on a busy machine.
+    for attempt in (1, 2):
+        try:
+            done = run_under("jax", ["-c", DATA_PARALLEL], {"XLA_FLAGS": xla_flags_for_two_cpu_devices()},
+                             timeout=450)
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                raise
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT"):])

@@ -11,6 +11,7 @@ from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation.latents import active_units
 from lab_utils.nn import losses
 from lab_utils.nn.models import VAE
+from lab_utils.running.env import seed_everything
 from lab_utils.training.resampling import encode_faces
 from lab_utils.training.trainers import train_vae
 
@@ -18,23 +19,26 @@ STEPS = 300
 
 
 def discs(n: int, seed: int) -> FaceDataset:
-    """Faces with known structure: one disc per image whose brightness, position and size vary independently."""
+    """Images with known structure and enough pixels in it that encoding pays: a disc on a plain background, whose
+    background level, disc brightness, position and size vary independently. (Small discs on black were not
+    enough: a properly seeded VAE at the default weight collapsed on them too, given 600 steps.)"""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:64, :64]
-    brightness = rng.uniform(60, 255, n)
-    images = np.zeros((n, 64, 64, 3), np.uint8)
-    for img, level in zip(images, brightness):
-        cy, cx, r = rng.uniform(22, 42), rng.uniform(22, 42), rng.uniform(10, 18)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = int(level)
+    images = np.empty((n, 64, 64, 3), np.uint8)
+    for img in images:
+        img[:] = int(rng.uniform(0, 110))
+        cy, cx, r = rng.uniform(24, 40), rng.uniform(24, 40), rng.uniform(14, 24)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = int(rng.uniform(140, 255))
     return FaceDataset(images, np.ones(n, np.float32), name=f"discs{seed}")
 
 
-def trained_means(kl_weight: float | None) -> np.ndarray:
-    train = discs(512, seed=0)
-    test = discs(256, seed=1)
+def trained_means(kl_weight: float | None, seed: int = 0) -> np.ndarray:
+    train = discs(512, seed=100)
+    test = discs(256, seed=101)
     options = {} if kl_weight is None else {"kl_weight": kl_weight}
-    vae = VAE(seed=0, **options)  # every other setting as the labs use it
-    train_vae(vae, train, epochs=3, steps_per_epoch=STEPS // 3, batch_size=32, seed=0, verbose=0,
+    seed_everything(seed)  # before the model is built: its initial weights must not depend on earlier tests
+    vae = VAE(seed=seed, **options)  # every other setting as the labs use it
+    train_vae(vae, train, epochs=3, steps_per_epoch=STEPS // 3, batch_size=32, seed=seed, verbose=0,
               ema_momentum=None)  # too few steps for the averaged weights to leave their initial values
     return encode_faces(vae, test)
 
@@ -46,9 +50,11 @@ def default_run():
 
 def test_the_default_vae_keeps_latent_dimensions_active(default_run):
     mu = default_run
-    assert active_units(mu).sum() >= 2, f"only {active_units(mu).sum()} active latent dimensions: the VAE collapsed"
+    assert active_units(mu).sum() >= 8, f"only {active_units(mu).sum()} active latent dimensions: the VAE collapsed"
 
 
-def test_the_dbvae_weight_collapses_the_same_vae():
-    mu = trained_means(losses.DBVAE_KL_WEIGHT)
-    assert active_units(mu).sum() == 0, "the collapse this file guards against did not happen at the large weight"
+def test_the_dbvae_weight_collapses_the_same_vae(default_run):
+    collapsed = trained_means(losses.DBVAE_KL_WEIGHT)
+    assert active_units(collapsed).sum() <= 4, "the collapse this file guards against did not happen"
+    # what is left is noise next to a live latent space: the means vary 20 times less in total
+    assert collapsed.var(axis=0).sum() < 0.05 * default_run.var(axis=0).sum()
