@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from latent_search import detector_view, finish, latent_criteria, resumed, save_checkpoint  # noqa: E402
+from latent_search import (cache_means, detector_view, finish, header, latent_criteria, resumed,  # noqa: E402
+                           save_checkpoint)
 from rule_search import candidates, leading_components  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
@@ -35,7 +36,7 @@ from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.running.env import output_dir  # noqa: E402
 from lab_utils.running.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
-from lab_utils.training.resampling import encode_posteriors, resampling_diagnostics  # noqa: E402
+from lab_utils.training.resampling import resampling_diagnostics  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RULES = ("max, all dims", "max, 1 PCs", "product, 1 PCs, alpha 1e-2", "kNN, 1 PCs, power 1", "max, 2 PCs",
@@ -66,11 +67,7 @@ def run(config: str, seed: int, profile, cache: Path) -> dict[str, Any]:
                          seed=seed, verbose=0)
     out = {"config": config, "seed": seed, "train_seconds": time.perf_counter() - t0,
            **latent_criteria(model, test, seed), "detector": detector_view(model, test)}
-    mu, logvar = encode_posteriors(model, train, progress=False)
-    attrs = {k: np.asarray(v)[train.face_idx] for k, v in train.attributes.items()}
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache / f"dbvae_{focus}_kl{kl:g}_seed{seed}.npz", mu=mu, logvar=logvar,
-                        **{f"attr_{k}": v for k, v in attrs.items()})
+    mu, attrs = cache_means(model, train, cache / f"dbvae_{focus}_kl{kl:g}_seed{seed}.npz")
     tone, darker = attrs["skin_tone"].astype(np.float64), attrs["darker"] == 1
     pcs = leading_components(mu, 6)
     out["pc_tone_corr"] = [float(abs(np.corrcoef(pcs[:, j], tone)[0, 1])) for j in range(6)]
@@ -83,8 +80,7 @@ def run(config: str, seed: int, profile, cache: Path) -> dict[str, Any]:
 
 
 def markdown(runs: list[dict], meta: dict) -> str:
-    lines = ["# A face-centred reconstruction", "", f"Command: `{meta['command']}`  ",
-             f"Profile `{meta['profile']}`, machine: {meta['machine']}, total {meta['total_minutes']:.1f} min.", "",
+    lines = header("A face-centred reconstruction", meta) + [
              "Per run (DB-VAE, uniform sampling), on the test faces: active units, distinctness, probe AUC, best "
              "|tone r| of one latent mean; the gap at 0.5 / at the matched FPR (points); the |tone r| of the first "
              "three principal directions of the training faces' means.", "",

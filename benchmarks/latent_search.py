@@ -104,17 +104,28 @@ def run(kind: str, kl: float, seed: int, profile, epochs: int | None, cache: Pat
            "history": record["history"], **latent_criteria(model, test, seed)}
     if kind == "dbvae":
         out["detector"] = detector_view(model, test)
-    mu, logvar = encode_posteriors(model, train, progress=False)
-    attrs = {k: np.asarray(v)[train.face_idx] for k, v in train.attributes.items()}
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache / f"{kind}_kl{kl:g}_seed{seed}.npz", mu=mu, logvar=logvar,
-                        **{f"attr_{k}": v for k, v in attrs.items()})
+    cache_means(model, train, cache / f"{kind}_kl{kl:g}_seed{seed}.npz")
     return out
 
 
+def cache_means(model: Any, train, path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Encode the training faces and save their latent means, log-variances and attributes to ``path`` (for
+    ``rule_search.py``); returns the means and the faces' attributes."""
+    mu, logvar = encode_posteriors(model, train, progress=False)
+    attrs = {k: np.asarray(v)[train.face_idx] for k, v in train.attributes.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, mu=mu, logvar=logvar, **{f"attr_{k}": v for k, v in attrs.items()})
+    return mu, attrs
+
+
+def header(title: str, meta: dict) -> list[str]:
+    """The first lines of a results table: title, command, profile, machine and minutes."""
+    return [f"# {title}", "", f"Command: `{meta['command']}`  ",
+            f"Profile `{meta['profile']}`, machine: {meta['machine']}, total {meta['total_minutes']:.1f} min.", ""]
+
+
 def markdown(runs: list[dict], meta: dict) -> str:
-    lines = ["# Does the latent space learn?", "", f"Command: `{meta['command']}`  ",
-             f"Profile `{meta['profile']}`, machine: {meta['machine']}, total {meta['total_minutes']:.1f} min.", "",
+    lines = header("Does the latent space learn?", meta) + [
              "Per run, on the test faces: active units (posterior-mean variance > 0.01, of the latent dimensions), "
              "KL per face (nats), reconstructions' distinctness (L1 between two faces' reconstructions / between "
              "the faces), the cross-validated probe AUC (darker vs lighter), the latent mean most correlated with "

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from face_focus import focused_loss  # noqa: E402
-from latent_search import detector_view, finish, latent_criteria, resumed, save_checkpoint  # noqa: E402
+from latent_search import detector_view, finish, header, latent_criteria, resumed, save_checkpoint  # noqa: E402
 from rule_search import candidates  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
@@ -71,8 +71,7 @@ def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole") ->
 
 
 def markdown(runs: list[dict], meta: dict) -> str:
-    lines = ["# Label-free rules in the training loop", "", f"Command: `{meta['command']}`  ",
-             f"Profile `{meta['profile']}`, machine: {meta['machine']}, total {meta['total_minutes']:.1f} min.", "",
+    lines = header("Label-free rules in the training loop", meta) + [
              "Per run: the expected darker share of the faces drawn in the last epoch (%) and that epoch's ESS "
              "(% of faces), then the DB-VAE's lighter - darker recall gap at threshold 0.5 and at the matched FPR "
              "(points) and its FPR; where recorded, the latent criteria of the trained DB-VAE on the test faces "
