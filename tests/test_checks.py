@@ -108,6 +108,11 @@ def _probs_nan(mu, bins, alpha, rule="max"):
     return p + np.sqrt(p - np.median(p))
 
 
+def _principal(rule):
+    """The same mistake in Lab 3's rule, which applies the max rule along the leading principal directions."""
+    return lambda mu, bins, alpha: rule(resampling.principal_directions(mu), bins, alpha)
+
+
 def _recall_strict(probs, labels, groups, threshold):
     """Uses > where the labs count prob == threshold as a face."""
     return {g: float(np.mean(probs[(labels == 1) & (groups == i)] > threshold))
@@ -125,8 +130,9 @@ CHECKS = {
     "kl_divergence": (checks.check_kl_divergence, losses.kl_divergence, _kl_half, _kl_broadcast, _kl_nan),
     "vae_loss": (checks.check_vae_loss, losses.vae_loss, _vae_no_kl_weight, _vae_broadcast, _vae_nan),
     "dbvae_loss": (checks.check_dbvae_loss, losses.dbvae_loss, _dbvae_vae_on_all, _dbvae_broadcast, _dbvae_nan),
-    "resampling_probs": (checks.check_resampling_probs, resampling.max_rule, _probs_density, _probs_broadcast,
-                         _probs_nan),
+    "max_rule_probs": (checks.check_max_rule_probs, resampling.max_rule, _probs_density, _probs_broadcast, _probs_nan),
+    "resampling_probs": (checks.check_resampling_probs, resampling.principal_max_rule, _principal(_probs_density),
+                         _principal(_probs_broadcast), _principal(_probs_nan)),
     "group_recall": (checks.check_group_recall, checks.group_recall_reference, _recall_strict, None, _recall_nan),
 }
 
@@ -265,16 +271,38 @@ def test_reference_reparameterize_works_on_tensors():
 
 
 def test_resampling_check_defaults_to_the_rule_the_lab_trains_with(capsys):
-    assert resampling.DEFAULT_RULE == "max"
-    assert checks.check_resampling_probs(resampling.max_rule) is resampling.max_rule
+    assert resampling.DEFAULT_RULE == "principal_max"
+    assert checks.check_resampling_probs(resampling.principal_max_rule) is resampling.principal_max_rule
     assert _one_line(capsys) == "PASS resampling_probs"
-    checks.check_resampling_probs(resampling.product_rule)  # the paper's rule is not the lab's exercise
+    checks.check_resampling_probs(resampling.max_rule)  # the reference lab's rule is the building block, not the rule
     line = _one_line(capsys)
-    assert "wrong value" in line and "take the maximum" in line and "lab_utils.training.resampling.max_rule" in line
+    assert "wrong value" in line and "leading right singular vectors" in line
+    assert "lab_utils.training.resampling.principal_max_rule" in line
     assert checks.check_resampling_probs(resampling.product_rule, rule="product") is resampling.product_rule
     assert _one_line(capsys) == "PASS resampling_probs"
     with pytest.raises(ValueError, match="rule must be one of"):
         checks.check_resampling_probs(resampling.max_rule, rule="median")
+
+
+def test_max_rule_check_wants_the_reference_labs_rule(capsys):
+    assert checks.check_max_rule_probs(resampling.max_rule) is resampling.max_rule
+    assert _one_line(capsys) == "PASS max_rule_probs"
+    checks.check_max_rule_probs(resampling.product_rule)
+    line = _one_line(capsys)
+    assert line.startswith("FAIL max_rule_probs") and "take the maximum" in line
+
+
+def test_a_principal_max_rule_written_with_numpy_passes(capsys):
+    """The route Lab 3's solution takes (np.linalg.svd on the centred means, then the max rule) matches the library's
+    scaled SVD, whatever sign the singular vectors come out with."""
+    def written(mu, bins=10, alpha=1e-3):
+        centred = np.asarray(mu, dtype=np.float64) - np.mean(mu, axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        z = centred @ vt[:2].T
+        return resampling.max_rule(-z / z.std(axis=0), bins, alpha)
+
+    assert checks.check_resampling_probs(written) is written
+    assert _one_line(capsys) == "PASS resampling_probs"
 
 
 def test_fallbacks_accept_the_notebooks_call_forms(capsys):
@@ -285,7 +313,7 @@ def test_fallbacks_accept_the_notebooks_call_forms(capsys):
     probs_fn = checks.check_resampling_probs(_not_done)
     mu = np.random.default_rng(0).normal(size=(20, 2))
     np.testing.assert_allclose(probs_fn(mu, 5, 1e-3), resampling.histogram_weights(mu, bins=5, alpha=1e-3))
-    assert probs_fn is resampling.max_rule
+    assert probs_fn is resampling.principal_max_rule
     capsys.readouterr()
 
 
@@ -295,4 +323,5 @@ def test_origin_names_whose_function_trains(capsys):
 
     assert checks.origin(vae_loss) == "your vae_loss"
     assert checks.origin(checks.check_vae_loss(vae_loss)) == "the reference lab_utils.nn.losses.vae_loss"
+    assert checks.origin("product") == "the library's 'product'"
     capsys.readouterr()

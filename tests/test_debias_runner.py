@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from lab_utils import GROUPS
+from lab_utils.nn.losses import STRONG_KL_WEIGHT
+from lab_utils.training.experiments import Variant
 
 _SPEC = importlib.util.spec_from_file_location(
     "debias", Path(__file__).resolve().parent.parent / "benchmarks" / "debias.py")
@@ -142,14 +144,16 @@ def test_a_latent_remedy_reuses_the_seeds_dbvae_as_generator(monkeypatch):
     cache = {debias.LAB_DBVAE: ("lab-dbvae", 70.0)}  # what run_one stores after training the labs' DB-VAE
     assert debias.generator_for(debias.VARIANTS["latent_rare_n1000"], None, None, 0, None, cache) == ("lab-dbvae", 70.0)
     assert debias.generator_for(debias.VARIANTS["cnn"], None, None, 0, None, cache) == (None, 0.0)
-    sharp = debias.VARIANTS[f"latent_rare_n1000_kl{debias.LAB_KL:g}"]
-    assert debias.generator_for(sharp, None, None, 0, None, cache) == (f"model-{debias.LAB_KL:g}", 7.0)
-    assert debias.generator_for(sharp, None, None, 0, None, cache)[0] == f"model-{debias.LAB_KL:g}"
-    assert trained == [(f"generator_kl{debias.LAB_KL:g}", debias.LAB_KL)]  # trained once, then reused
-    # the runner's own DB-VAEs are the generators a latent remedy would train, so run_one caches them
+    named = debias.VARIANTS[f"latent_rare_n1000_kl{debias.LAB_KL:g}"]  # the labs' weight, named: the same generator
+    assert debias.generator_for(named, None, None, 0, None, cache) == ("lab-dbvae", 70.0)
+    strong = Variant("latent_rare_strong", kind="cnn", remedy="latent_rare",
+                     options={"generator_kl_weight": STRONG_KL_WEIGHT})
+    assert debias.generator_for(strong, None, None, 0, None, cache) == (f"model-{STRONG_KL_WEIGHT:g}", 7.0)
+    assert debias.generator_for(strong, None, None, 0, None, cache)[0] == f"model-{STRONG_KL_WEIGHT:g}"
+    assert trained == [(f"generator_kl{STRONG_KL_WEIGHT:g}", STRONG_KL_WEIGHT)]  # trained once, then reused
+    # the runner's own DB-VAE is the generator a latent remedy would train, so run_one caches it
     from dataclasses import replace
 
     from lab_utils.training.experiments import generator_variant
 
-    for name, kl in ((debias.LAB_DBVAE, 0.05), ("dbvae_max_a0.001", debias.LAB_KL)):
-        assert replace(debias.VARIANTS[name], name="") == replace(generator_variant(kl), name="")
+    assert replace(debias.VARIANTS[debias.LAB_DBVAE], name="") == replace(generator_variant(debias.LAB_KL), name="")

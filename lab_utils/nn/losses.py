@@ -32,10 +32,19 @@ VAE_KL_WEIGHT = 5e-4
 """Lab 2's VAE's KL weight (``models.VAE``'s default; the reference lab's value). With the reconstruction term a mean
 over pixels, a much larger weight makes encoding nothing the optimum: the VAE collapses to one average face.
 Evidence: benchmarks/results/latent_search_*.md."""
-DBVAE_KL_WEIGHT = 0.05
-"""Lab 3's DB-VAE's KL weight (``models.DBVAE``'s default and the benchmark's variants): 100x the reference lab's.
-It was chosen for the fairness figure, where it acts as a regulariser on the shared encoder, and it collapses the
-DB-VAE's latent space (README "What they found", benchmarks/results/debias_pooled.md and latent_search_*.md)."""
+VAE_RECON = "l1"
+"""Lab 2's VAE's reconstruction term: it already encodes faces (and skin tone) with the whole image weighted alike."""
+DBVAE_KL_WEIGHT = 5e-4
+"""Lab 3's DB-VAE's KL weight (``models.DBVAE``'s default and the labs' variant), with :data:`DBVAE_RECON`: a latent
+space that encodes faces, in which the resampling rule finds the darker faces (benchmarks/FINDINGS.md)."""
+DBVAE_RECON = "l1_centre"
+"""Lab 3's DB-VAE's reconstruction term. The DB-VAE's encoder is also the detector; weighting the face in the centre
+over the background moves skin tone onto the leading directions of its latent space, where
+``resampling.DEFAULT_RULE`` looks (benchmarks/results/face_focus_*.md, rule_in_training_centre12_*.md)."""
+STRONG_KL_WEIGHT = 0.05
+"""100x the reference lab's weight, the labs' DB-VAE setting before :data:`DBVAE_KL_WEIGHT`: a regulariser that made
+the detector fairer and collapsed the latent space (no active dimension). Kept for the labs' questions and the
+benchmark's pinned variants."""
 REFERENCE_LAB_KL_WEIGHT = 5e-4
 """The reference lab's KL weight, kept for the labs' questions and the benchmark's pinned variants."""
 

@@ -21,7 +21,9 @@ from lab_utils.files import atomic_path
 from lab_utils.nn import backend
 from lab_utils.nn.losses import (
     DBVAE_KL_WEIGHT,
+    DBVAE_RECON,
     VAE_KL_WEIGHT,
+    VAE_RECON,
     RECONSTRUCTION_KINDS,
     check_loss_fn,
     classification_loss,
@@ -222,7 +224,7 @@ class VAE(_LatentModel):
     kind = "vae"
     reference_loss = staticmethod(vae_loss)
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = VAE_KL_WEIGHT, recon: str = "l1",
+    def __init__(self, latent_dim: int = 32, kl_weight: float = VAE_KL_WEIGHT, recon: str = VAE_RECON,
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
                  reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)
@@ -249,7 +251,7 @@ class DBVAE(_LatentModel):
     kind = "dbvae"
     reference_loss = staticmethod(dbvae_loss)
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = "l1",
+    def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = DBVAE_RECON,
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
                  reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)

@@ -19,8 +19,11 @@ from lab_utils.teaching.compare import compare_mappings
 from lab_utils.teaching.exercise import Case, LazyReference, check_function, reference_name
 
 
-def origin(fn: Callable[..., Any]) -> str:
-    """Whose function this is, for the one line a notebook prints before it trains with it."""
+def origin(fn: Callable[..., Any] | str) -> str:
+    """Whose function this is, for the one line a notebook prints before it trains with it (a name is one of the
+    library's, e.g. a resampling rule's)."""
+    if isinstance(fn, str):
+        return f"the library's {fn!r}"
     name = reference_name(fn)
     return f"the reference {name}" if name else f"your {getattr(fn, '__name__', 'function')}"
 
@@ -140,11 +143,28 @@ def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[...,
     ``rule`` defaults to the library's and the labs' rule (``resampling.DEFAULT_RULE``), the one Lab 3 trains
     with; the function is called with positional ``(mu, bins, alpha)``, as the trainer calls a rule.
     """
-    from lab_utils.training.resampling import DEFAULT_RULE, RULES
+    from lab_utils.training.resampling import DEFAULT_RULE
 
-    rule = rule or DEFAULT_RULE
+    return _check_rule("resampling_probs", fn, rule or DEFAULT_RULE)
+
+
+def check_max_rule_probs(fn: Any) -> Callable[..., Any]:
+    """fn(mu, bins, alpha) -> sampling probability per face (N,): the reference lab's per-dimension max rule, the
+    building block of Lab 3's rule."""
+    return _check_rule("max_rule_probs", fn, "max")
+
+
+_RULE_HINTS = {
+    "max": "normalise each dimension's weights over faces and take the maximum",
+    "product": "multiply the weights over dimensions",
+}
+
+
+def _check_rule(name: str, fn: Any, rule: str) -> Callable[..., Any]:
+    from lab_utils.training.resampling import PRINCIPAL_COMPONENTS, RULES
+
     if rule not in RULES:
-        raise ValueError(f"check_resampling_probs: rule must be one of {sorted(RULES)}, got {rule!r}.")
+        raise ValueError(f"check_{name}: rule must be one of {sorted(RULES)}, got {rule!r}.")
 
     def make_inputs(rng: np.random.Generator) -> list[Case]:
         cases = []
@@ -154,13 +174,16 @@ def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[...,
             cases.append({"mu": mu[rng.permutation(len(mu))].astype(np.float32), "bins": bins, "alpha": 1e-3})
         return cases
 
-    combine = ("normalise each dimension's weights over faces and take the maximum" if rule == "max"
-               else "multiply the weights over dimensions")
-    return check_function(
-        "resampling_probs", fn, LazyReference("lab_utils.training.resampling", f"{rule}_rule"), make_inputs, atol=1e-7,
-        hint=f"per dimension, Q = bin counts / number of faces in equal-width bins from min to max (not "
-             f"density=True, whose scale depends on the bin width); weight 1 / (Q + alpha); {combine}; "
-             "normalise to sum to 1")
+    histogram = ("Q = bin counts / number of faces in equal-width bins from min to max (not density=True, whose "
+                 "scale depends on the bin width); weight 1 / (Q + alpha)")
+    if rule == "principal_max":
+        hint = (f"subtract the mean face code, project on the {PRINCIPAL_COMPONENTS} leading right singular vectors "
+                "(np.linalg.svd(centred, full_matrices=False)), divide each projection by its standard deviation, "
+                f"then the max rule on those columns ({histogram}; {_RULE_HINTS['max']})")
+    else:
+        hint = f"per dimension, {histogram}; {_RULE_HINTS[rule]}; normalise to sum to 1"
+    return check_function(name, fn, LazyReference("lab_utils.training.resampling", f"{rule}_rule"), make_inputs,
+                          atol=1e-7, hint=hint)
 
 
 def check_error_weights(fn: Any) -> Callable[..., Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.nn.losses import DBVAE_KL_WEIGHT, VAE_KL_WEIGHT
+from lab_utils.nn.losses import DBVAE_KL_WEIGHT, DBVAE_RECON, RECONSTRUCTION_KINDS, VAE_KL_WEIGHT, VAE_RECON
 from lab_utils.running.env import seed_everything
 from lab_utils.running.profiles import Profile
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE
@@ -45,6 +45,7 @@ class Variant:
     rule: str = DEFAULT_RULE
     alpha: float = DEFAULT_ALPHA
     kl_weight: float = DBVAE_KL_WEIGHT
+    recon: str = DBVAE_RECON  # the reconstruction term (lab_utils.nn.losses.RECONSTRUCTION_KINDS)
     oracle_darker_share: float | None = None  # label-aware sampling: share of darker faces per batch
     extra: dict[str, Any] = field(default_factory=dict)
     backbone: str = "cnn"  # for kind "cnn": a name in lab_utils.nn.backbones.BACKBONES
@@ -54,6 +55,8 @@ class Variant:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Variant {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}.")
+        if self.recon not in RECONSTRUCTION_KINDS:
+            raise ValueError(f"Variant {self.name!r}: recon must be one of {RECONSTRUCTION_KINDS}, got {self.recon!r}.")
         if self.kind == "vae" and (self.resample or self.oracle_darker_share is not None):
             raise ValueError(f"Variant {self.name!r}: a VAE trains on all faces alike (no resampling or oracle).")
         if self.oracle_darker_share is not None and not 0 < self.oracle_darker_share < 1:
@@ -93,7 +96,7 @@ class Variant:
 
 LAB_VARIANTS: dict[str, Variant] = {
     "cnn": Variant("cnn", kind="cnn"),
-    "vae": Variant("vae", kind="vae", kl_weight=VAE_KL_WEIGHT),
+    "vae": Variant("vae", kind="vae", kl_weight=VAE_KL_WEIGHT, recon=VAE_RECON),
     "dbvae": Variant("dbvae", resample=True),
 }
 
@@ -162,9 +165,11 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = (build_backbone(variant.backbone) if variant.kind == "cnn" else
-                 models.VAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed)
+                 models.VAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
+                            seed=seed)
                  if variant.kind == "vae" else
-                 models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, seed=seed))
+                 models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
+                              seed=seed))
     log: list = []
     common = {"batch_size": profile.batch_size, "seed": seed, "callbacks": callbacks, "verbose": verbose}
     if variant.kind == "cnn" and variant.remedy is not None:
