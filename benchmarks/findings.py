@@ -195,6 +195,25 @@ class Results:
             raise KeyError(f"no latent_search run for {kind} at KL weight {kl_weight}")
         return [runs[seed] for seed in sorted(runs)]
 
+    def h_loop(self, name: str, rule: str, key: str) -> dict[int, float]:
+        """rule_in_training*.json: {seed: number} for one rule or control. ``key``: ``share`` / ``ess`` (the last
+        epoch's darker share drawn and ESS fraction), ``mean_share`` (the darker share averaged over the epochs that
+        resampled), a detector field (``gap``, ``gap_at_fpr``, ``fpr``) or a latent criterion (``active_units``,
+        ``distinct_ratio``, ``probe_auc``)."""
+        runs = [r for r in self.file(name)["runs"] if r["rule"] == rule]
+        if not runs:
+            raise KeyError(f"{name}.json has no runs of {rule!r}")
+
+        def one(run: dict) -> float:
+            resampled = [e for e in run["per_epoch"] if e["ess_fraction"] is not None]
+            if key in ("share", "ess"):
+                return float(resampled[-1]["darker_share" if key == "share" else "ess_fraction"])
+            if key == "mean_share":
+                return float(np.mean([e["darker_share"] for e in resampled]))
+            return float(run["detector"][key] if key in run["detector"] else run["latent"][key])
+
+        return {r["seed"]: one(r) for r in runs}
+
     def h_ms(self, values: Iterable[float], scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
         """Mean ± standard deviation of per-seed values, as latent_diagnostics.md shows them."""
         v = np.asarray(list(values), dtype=np.float64) * scale
