@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 from throughput import EpochTimer, random_dataset  # noqa: E402
 
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.backbones import BACKBONES, build_backbone  # noqa: E402
-from lab_utils.running.env import machine_summary, seed_everything  # noqa: E402
-from lab_utils.running.profiles import get_profile  # noqa: E402
+from lab_utils.core.env import machine_summary, seed_everything  # noqa: E402
+from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

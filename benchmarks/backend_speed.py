@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from throughput import EMA_MOMENTUM, LEARNING_RATE, EpochTimer  # noqa: E402
 
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.nn.backend import BACKENDS  # noqa: E402 - a worker's KERAS_BACKEND is set before it starts
+from lab_utils.core.backend import BACKENDS  # noqa: E402 - a worker's KERAS_BACKEND is set before it starts
 
 RESULTS = ROOT / "benchmarks" / "results"
 MODELS = ("cnn", "vae", "dbvae", "decoder")
@@ -75,7 +75,7 @@ def train_ours(kind: str, setting: dict, train, args) -> list[float]:
     import keras
 
     from lab_utils.nn import models
-    from lab_utils.running.env import seed_everything
+    from lab_utils.core.env import seed_everything
     from lab_utils.training import trainers
 
     seed_everything(args.seed)
@@ -272,8 +272,8 @@ def main() -> None:
         worker(args.worker, args)
         return
 
-    from lab_utils.files import write_text_atomic
-    from lab_utils.running.env import machine_summary
+    from lab_utils.core.files import write_text_atomic
+    from lab_utils.core.env import machine_summary
 
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
-from lab_utils.nn.backend import BACKENDS  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
+from lab_utils.core.backend import BACKENDS  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from test_backends import CORE_TESTS  # noqa: E402

@@ -32,10 +32,10 @@ import numpy as np
 from lab_utils import GROUPS
 from lab_utils.data import benchmark
 from lab_utils.evaluation import intervals, metrics, plots, seeds, threshold_free
-from lab_utils.files import write_text_atomic
+from lab_utils.core.files import write_text_atomic
 from lab_utils.nn.losses import REFERENCE_LAB_KL_WEIGHT, STRONG_KL_WEIGHT
-from lab_utils.running.env import machine_summary
-from lab_utils.running.profiles import get_profile
+from lab_utils.core.env import machine_summary
+from lab_utils.core.profiles import get_profile
 from lab_utils.training import experiments, trainers
 from lab_utils.training.experiments import Variant, resampling_summary, train_variant
 

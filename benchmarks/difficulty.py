@@ -26,9 +26,9 @@ import numpy as np
 from lab_utils import GROUPS
 from lab_utils.data import benchmark
 from lab_utils.evaluation.intervals import methods_record
-from lab_utils.files import write_text_atomic
+from lab_utils.core.files import write_text_atomic
 from lab_utils.nn.models import build_cnn
-from lab_utils.running.env import data_dir, machine_summary
+from lab_utils.core.env import data_dir, machine_summary
 from lab_utils.training import trainers
 
 RESULTS = Path(__file__).resolve().parent / "results"

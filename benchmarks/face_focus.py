@@ -33,8 +33,8 @@ from rule_search import candidates, leading_components  # noqa: E402
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.losses import centre_weights, classification_loss, kl_divergence  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
-from lab_utils.running.env import output_dir  # noqa: E402
-from lab_utils.running.profiles import get_profile  # noqa: E402
+from lab_utils.core.env import output_dir  # noqa: E402
+from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.resampling import resampling_diagnostics  # noqa: E402
 

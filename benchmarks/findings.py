@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from lab_utils import GROUPS  # noqa: E402
 from lab_utils.evaluation.seeds import summarize_seeds  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FINDINGS = Path("benchmarks") / "FINDINGS.md"

@@ -36,9 +36,9 @@ import numpy as np
 from lab_utils.data import benchmark
 from lab_utils.evaluation import metrics, probes, threshold_free
 from lab_utils.evaluation.intervals import methods_record
-from lab_utils.files import write_text_atomic
-from lab_utils.running.env import machine_summary
-from lab_utils.running.profiles import get_profile
+from lab_utils.core.files import write_text_atomic
+from lab_utils.core.env import machine_summary
+from lab_utils.core.profiles import get_profile
 from lab_utils.training import trainers
 from lab_utils.training.experiments import Variant, train_variant
 from lab_utils.training.resampling import histogram_weights, resampling_diagnostics

@@ -40,10 +40,10 @@ from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.evaluation import metrics, probes, threshold_free  # noqa: E402
 from lab_utils.evaluation.latents import active_units  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.models import pad_batch, predict_batch  # noqa: E402
-from lab_utils.running.env import machine_summary, output_dir  # noqa: E402
-from lab_utils.running.profiles import get_profile  # noqa: E402
+from lab_utils.core.env import machine_summary, output_dir  # noqa: E402
+from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.experiments import Variant, train_variant  # noqa: E402
 from lab_utils.training.resampling import encode_posteriors  # noqa: E402

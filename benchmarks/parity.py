@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
 
 METRICS = {
     "gap": lambda e: e["lighter_darker_gap"]["value"],

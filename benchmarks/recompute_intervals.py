@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from lab_utils import GROUPS  # noqa: E402
 from lab_utils.evaluation import intervals  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 EVALUATION_KEYS = {"settings", "recall", "fpr", "accuracy", "lighter_darker_gap"}

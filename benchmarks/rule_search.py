@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
-from lab_utils.running.env import output_dir  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
+from lab_utils.core.env import output_dir  # noqa: E402
 from lab_utils.training.resampling import max_rule, product_rule  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab_utils.data.dataset import FaceDataset  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
-from lab_utils.running.env import machine_info  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
+from lab_utils.core.env import machine_info  # noqa: E402
 from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

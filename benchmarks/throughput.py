@@ -35,9 +35,9 @@ import keras  # noqa: E402
 
 from lab_utils.data.dataset import FaceDataset  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
-from lab_utils.files import write_text_atomic  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
 from lab_utils.nn.models import DBVAE, VAE, build_cnn  # noqa: E402
-from lab_utils.running.env import (
+from lab_utils.core.env import (
     machine_info,  # noqa: E402
     seed_everything,  # noqa: E402
 )

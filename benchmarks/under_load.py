@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_utils.files import write_text_atomic  # noqa: E402
-from lab_utils.running.env import machine_summary  # noqa: E402
+from lab_utils.core.files import write_text_atomic  # noqa: E402
+from lab_utils.core.env import machine_summary  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

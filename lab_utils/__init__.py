@@ -1,7 +1,13 @@
 """lab_utils: the reference implementations behind the DB-VAE fairness labs.
 
-Map of the code, in the order the labs teach it (each module holds one idea; the notebooks import them by name):
+Map of the code, in layers from the bottom: a package imports only from its own layer and those below it
+(tests/test_layers.py walks the imports), and the labs teach the layers above ``core`` in this order.
 
+core/        foundations, importing nothing else of lab_utils
+  env.py          the notebooks' first cell, project and output folders, seeding;  profiles.py  run scales
+  files.py        atomic writes;  validation.py  argument checks with messages that say what to do
+  backend.py      which Keras backend runs (checked before Keras loads), its devices, a quiet start
+  notebooks.py    where the labs are and how one is executed;  processes.py  ending what a run started
 data/        where images come from
   dataset.py      FaceDataset: images, face labels and per-image attributes, the one type every loader returns
   benchmark.py    the embedded benchmark, rendered once per configuration and cached (load_benchmark)
@@ -15,28 +21,26 @@ nn/          the models and what they minimise
   models.py       the CNN detector, the VAE and the DB-VAE (loss in compute_loss, any Keras backend)
   losses.py       KL divergence, reconstruction, the VAE and DB-VAE losses (Labs 2 and 3's exercises)
   backbones.py    other detector bodies for Lab 5: a wider CNN, a small ResNet, a VGG-style network
-  backend.py      what differs between TensorFlow, JAX and PyTorch, in one place
+  backend.py      what training does differently on TensorFlow, JAX and PyTorch, in one place
+evaluation/  what came out
+  metrics.py      per-group recall with bootstrap intervals, gaps, FPR, E[A], Var[A] (evaluate_detector)
+  threshold_free.py  recall at a matched FPR, per-group AUC and AP;  seeds.py  several seeds;  results.py  the values
+  latents.py      active latent dimensions;  probes.py  a cross-validated linear probe
+  committed.py    the committed multi-seed results, read by Lab 5 (from the checkout, or fetched on Colab)
+  reports.py      the words and tables a lab prints;  plots.py, galleries.py  the figures
 training/    how they learn
   trainers.py     train_classifier, train_vae, train_dbvae, predict_face_probs
-  resampling.py   the resampling rules (the max rule is Lab 3's exercise) and their diagnostics
+  resampling.py   the resampling rules (Lab 3's exercises: the max rule, and the labs' rule built on it)
   callbacks.py    the per-epoch resampling inside fit();  sampler.py  weighted training batches
   augmentation.py Lab 5: new training faces decoded from rare latent codes (and the label-aware oracle's)
   upweighting.py  Lab 5: Just Train Twice's error-based weights (Lab 5's exercise)
   experiments.py  named variants (models, remedies) trained the same way by notebooks and benchmarks
-evaluation/  what came out
-  metrics.py      per-group recall with bootstrap intervals, gaps, FPR, E[A], Var[A] (evaluate_detector)
-  threshold_free.py  recall at a matched FPR, per-group AUC and AP;  seeds.py  several seeds;  results.py  the values
-  committed.py    the committed multi-seed results, read by Lab 5 (from the checkout, or fetched on Colab)
-  reports.py      the words and tables a lab prints;  plots.py, galleries.py  the figures
 teaching/    the course around it
   checks.py       the exercises' self-checks;  exercise.py  how a check runs;  compare.py  what it says is wrong
   records.py      what a notebook reports to the grader;  grading.py, grades.py  the grader and its tables
   student.py      student notebooks built from the solutions
-running/     running it all
-  run_labs.py     the main job;  notebooks.py  where the labs are and how one is executed
-  profiles.py     run scales (smoke, cpu, full);  env.py  the notebooks' first cell, folders, seeding
-  processes.py    ending what a run started
-files.py, validation.py   atomic writes; argument checks;  backend_choice.py  which Keras backend, checked early
+running/     the main job
+  run_labs.py     every lab notebook in order, and what they found
 """
 
 import sys
@@ -44,7 +48,7 @@ import sys
 __version__ = "0.1.0"
 
 if "keras" not in sys.modules:  # say how to fix a KERAS_BACKEND that cannot load, before Keras fails on it
-    from lab_utils.backend_choice import check_requested
+    from lab_utils.core.backend import check_requested
 
     check_requested()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_utils.nn import backend
+from lab_utils.core import backend
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_TESTS = ["tests/test_losses.py", "tests/test_models.py", "tests/test_training.py", "tests/test_resampling.py",
@@ -49,7 +49,7 @@ DATA_PARALLEL = textwrap.dedent('''
     import keras
     import numpy as np
     from lab_utils.nn import models
-    from lab_utils.running import profiles
+    from lab_utils.core import profiles
     from lab_utils.training import experiments, resampling, trainers
     from lab_utils.data.dataset import FaceDataset
 
@@ -141,7 +141,7 @@ def test_an_unusable_backend_gets_a_message_that_says_what_to_do(value, message,
 
 
 def test_the_backend_is_reported_with_its_devices(capsys):
-    from lab_utils.running import env
+    from lab_utils.core import env
 
     info = env.setup(seed=0)
     assert info["backend"] == backend.name() and info["backend_version"] == backend.version()
@@ -150,7 +150,7 @@ def test_the_backend_is_reported_with_its_devices(capsys):
 
 QUIET = textwrap.dedent('''
     import os, sys
-    from lab_utils.nn import backend
+    from lab_utils.core import backend
     with backend.quiet_start():
         os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on.\\n")
         os.write(2, b"a warning worth reading\\n")
@@ -172,7 +172,7 @@ def test_a_quiet_start_drops_start_up_notices_but_keeps_everything_else():
 
 
 def test_the_set_up_cell_shows_no_start_up_noise():
-    done = subprocess.run([sys.executable, "-c", "from lab_utils.running import env; env.setup()"],
+    done = subprocess.run([sys.executable, "-c", "from lab_utils.core import env; env.setup()"],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": backend.name()})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Seed: 0" in done.stdout

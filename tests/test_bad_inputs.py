@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_utils import validation
 from lab_utils.data import loaders
 from lab_utils.data.config import BenchmarkConfig
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation import galleries, metrics, reports
-from lab_utils.nn import backend, models
-from lab_utils.running import env, profiles, run_labs
+from lab_utils.core import backend
+from lab_utils.nn import models
+from lab_utils.core import env, profiles
+from lab_utils.running import run_labs
 from lab_utils.training import augmentation, experiments, resampling, trainers
 from lab_utils.training.sampler import FaceBatchSampler
 

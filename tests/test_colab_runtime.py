@@ -29,8 +29,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab_utils.running.notebooks import lab_notebooks
-from lab_utils.running.env import project_root
+from lab_utils.core.notebooks import lab_notebooks
+from lab_utils.core.env import project_root
 
 ROOT = project_root()
 PINS = ROOT / ".ci" / "colab-runtime.txt"

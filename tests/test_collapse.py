@@ -11,7 +11,7 @@ from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation.latents import active_units
 from lab_utils.nn import losses
 from lab_utils.nn.models import DBVAE, VAE
-from lab_utils.running.env import seed_everything
+from lab_utils.core.env import seed_everything
 from lab_utils.training.resampling import encode_faces
 from lab_utils.training.trainers import train_dbvae, train_vae
 

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from lab_utils.nn import models
-    from lab_utils.running import profiles
+    from lab_utils.core import profiles
     from lab_utils.training import experiments, resampling, trainers
     from lab_utils.data.dataset import FaceDataset
 

@@ -63,7 +63,7 @@ def test_resampling_summary_rejects_a_log_from_another_dataset():
 def test_load_or_train_retrains_when_the_saved_model_is_damaged(tmp_path, monkeypatch, capsys):
     from lab_utils.data.dataset import FaceDataset
     from lab_utils.nn import models
-    from lab_utils.running import profiles
+    from lab_utils.core import profiles
     from lab_utils.training import experiments
 
     monkeypatch.setenv("LAB_OUTPUT_DIR", str(tmp_path))

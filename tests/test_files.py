@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_utils.files import atomic_path, write_bytes_atomic, write_text_atomic
+from lab_utils.core.files import atomic_path, write_bytes_atomic, write_text_atomic
 
 
 def test_writes_creates_folders_and_keeps_newlines_as_given(tmp_path):
@@ -51,7 +51,7 @@ def test_atomic_path_replaces_on_success_and_cleans_up_on_failure(tmp_path):
 
 
 def test_environment_folders_that_are_files_are_refused(tmp_path, monkeypatch):
-    from lab_utils.running import env
+    from lab_utils.core import env
 
     (tmp_path / "f").write_text("x")
     monkeypatch.setenv(env.DATA_ENV, str(tmp_path / "f"))
@@ -78,7 +78,7 @@ def test_a_full_disk_says_so_and_leaves_no_temporary(tmp_path, monkeypatch):
     import errno
     import shutil as shutil_module
 
-    from lab_utils import files
+    from lab_utils.core import files
 
     monkeypatch.setattr(files.shutil, "disk_usage", lambda folder: shutil_module._ntuple_diskusage(10**9, 10**9, 0))
     with pytest.raises(OSError) as caught:

@@ -14,7 +14,7 @@ import pytest
 from lab_utils import GROUPS
 from lab_utils.data import sources
 from lab_utils.evaluation import metrics, reports
-from lab_utils.running.profiles import get_profile
+from lab_utils.core.profiles import get_profile
 from lab_utils.training import experiments
 from reference_files import write_csv_table, write_ppb_folder, write_reference_h5
 

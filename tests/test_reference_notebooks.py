@@ -11,8 +11,8 @@ import nbformat
 import pytest
 
 from lab_utils.data import sources
-from lab_utils.running import notebooks
-from lab_utils.running.env import DATA_ENV, OUTPUT_ENV, project_root
+from lab_utils.core import notebooks
+from lab_utils.core.env import DATA_ENV, OUTPUT_ENV, project_root
 from reference_files import write_csv_table, write_ppb_folder, write_reference_h5
 
 LABS = project_root() / "labs"

@@ -14,7 +14,7 @@ from lab_utils.evaluation import probes
 from lab_utils.evaluation.threshold_free import average_precision, per_group_ap
 from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.models import DBVAE
-from lab_utils.running.profiles import get_profile
+from lab_utils.core.profiles import get_profile
 from lab_utils.training import augmentation, experiments
 from lab_utils.training.experiments import Variant
 from lab_utils.training.resampling import encode_posteriors

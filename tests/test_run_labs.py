@@ -5,7 +5,8 @@ import base64
 import nbformat
 import pytest
 
-from lab_utils.running import notebooks, run_labs
+from lab_utils.core import notebooks
+from lab_utils.running import run_labs
 
 
 def _notebook(path, *sources):
@@ -90,7 +91,7 @@ def test_a_summary_left_by_an_earlier_run_is_not_reported(tmp_path, monkeypatch)
 def test_notebooks_anywhere_in_the_checkout_share_its_data_and_outputs(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from lab_utils.running import env
+    from lab_utils.core import env
 
     checkout = Path(env.__file__).resolve().parents[2]
     monkeypatch.delenv(env.DATA_ENV, raising=False)
@@ -100,7 +101,7 @@ def test_notebooks_anywhere_in_the_checkout_share_its_data_and_outputs(tmp_path,
 
 
 def test_fit_verbosity_follows_the_main_jobs_setting(monkeypatch):
-    from lab_utils.running.env import FIT_VERBOSE_ENV, fit_verbosity
+    from lab_utils.core.env import FIT_VERBOSE_ENV, fit_verbosity
 
     monkeypatch.delenv(FIT_VERBOSE_ENV, raising=False)
     assert fit_verbosity("auto") == "auto"  # a live notebook keeps its progress bar

@@ -11,7 +11,7 @@ from lab_utils.data import config as benchmark_config
 from lab_utils.data.benchmark import config_from_profile, load_benchmark
 from lab_utils.data.config import BenchmarkConfig
 from lab_utils.data.render import generate_split
-from lab_utils.running.profiles import PROFILES
+from lab_utils.core.profiles import PROFILES
 
 TINY = dict(n_train_faces=40, n_train_nonfaces=30, n_test_per_group=6, n_test_nonfaces=20)
 

@@ -13,7 +13,7 @@ from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn import losses
 from lab_utils.nn.losses import reconstruction_loss
 from lab_utils.nn.models import DBVAE, VAE, build_cnn
-from lab_utils.running.env import seed_everything
+from lab_utils.core.env import seed_everything
 from lab_utils.training import callbacks as callbacks_module
 from lab_utils.training.callbacks import ResamplingCallback
 from lab_utils.training.resampling import resampling_diagnostics

@@ -34,9 +34,9 @@ from lab_utils.data.config import DIFFICULTY, GENERATOR_VERSION, SPLITS, Benchma
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.data.h5io import load_dataset, read_metadata, save_dataset
 from lab_utils.data.render import generate_split, split_name
-from lab_utils.files import remove_stale_temporaries
-from lab_utils.running.env import data_dir
-from lab_utils.running.profiles import Profile, get_profile
+from lab_utils.core.files import remove_stale_temporaries
+from lab_utils.core.env import data_dir
+from lab_utils.core.profiles import Profile, get_profile
 
 
 def config_from_profile(profile: Profile, seed: int = 0, **overrides) -> BenchmarkConfig:
@@ -93,7 +93,7 @@ def load_benchmark(cfg: BenchmarkConfig | None = None, *, cache_dir: str | os.Pa
                    progress: bool = True) -> tuple[FaceDataset, FaceDataset]:
     """(train, test) for ``cfg`` (default: the active profile's sizes), rendered once and cached as HDF5.
 
-    ``cache_dir`` defaults to the checkout's ``data/`` (``lab_utils.running.env.data_dir``), so notebooks running in
+    ``cache_dir`` defaults to the checkout's ``data/`` (``lab_utils.core.env.data_dir``), so notebooks running in
     ``labs/`` and scripts running at the root share one cache.
     """
     cfg = cfg if cfg is not None else config_from_profile(get_profile())

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lab_utils import validation
-from lab_utils.validation import integer, number
+from lab_utils.core import validation
+from lab_utils.core.validation import integer, number
 
 GENERATOR_VERSION = "1"
 """Bump whenever rendering changes: it is part of the cache key, so stale caches are regenerated."""

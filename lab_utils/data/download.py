@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lab_utils.validation import integer, number
+from lab_utils.core.validation import integer, number
 
 TIMEOUT_S = 30.0
 RETRIES = 3

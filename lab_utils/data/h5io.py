@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
-from lab_utils.files import atomic_path
+from lab_utils.core.files import atomic_path
 
 CHANNEL_ORDERS = ("RGB", "BGR")
 REFERENCE_CHANNEL_ORDER = "BGR"

@@ -20,8 +20,8 @@ from lab_utils import GROUPS
 from lab_utils.data import h5io
 from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
 from lab_utils.data.download import download, file_sha256
-from lab_utils.files import write_text_atomic
-from lab_utils.running.env import data_dir
+from lab_utils.core.files import write_text_atomic
+from lab_utils.core.env import data_dir
 
 REFERENCE_TRAIN_URL = "https://www.dropbox.com/s/hlz8atheyozp1yx/train_face.h5?dl=1"
 """Where MIT 6.S191 Lab 2 publishes ``train_face.h5`` (CelebA faces + ImageNet non-faces, BGR)."""
@@ -44,7 +44,7 @@ def load_reference_training_file(
     sha256: str | None = None,
 ) -> FaceDataset:
     """The reference lab's training set, from a local file or a URL (downloaded once into ``cache_dir``,
-    by default the checkout's ``data/`` like the generated benchmark: ``lab_utils.running.env.data_dir``).
+    by default the checkout's ``data/`` like the generated benchmark: ``lab_utils.core.env.data_dir``).
 
     A download only takes the final name after it has passed the optional SHA-256 check and loaded as a
     valid file, so an interrupted or wrong download can never be mistaken for the real file later.

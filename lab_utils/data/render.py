@@ -20,7 +20,7 @@ from lab_utils.data.dataset import IMAGE_SHAPE, FaceDataset
 from lab_utils.data.drawing import SIZE, background, draw_clutter, draw_shapes, projection, random_colour, texture
 from lab_utils.data.faces import HEAD_CENTRE, draw_person
 from lab_utils.data.opencv import cv2
-from lab_utils.validation import integer
+from lab_utils.core.validation import integer
 
 GAMMA = 2.2
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)

@@ -18,8 +18,9 @@ from lab_utils import GROUPS
 from lab_utils.data import loaders
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.data.download import download, file_sha256
-from lab_utils.running.profiles import Profile
-from lab_utils import validation
+from lab_utils.core import validation
+from lab_utils.core.env import data_dir
+from lab_utils.core.profiles import Profile
 
 DATASET_ENV = "LAB_DATASET"
 TEST_FACES_ENV = "LAB_TEST_FACES"
@@ -67,8 +68,7 @@ def dataset_name(name: str | None = None) -> str:
 def load_lab_data(dataset: str | None, profile: Profile, *, seed: int = 0, cache_dir: str | os.PathLike | None = None,
                   progress: bool = True) -> tuple[FaceDataset, FaceDataset]:
     """The (train, test) pair a lab runs on, with a line saying which."""
-    from lab_utils.data import benchmark
-    from lab_utils.running.env import data_dir
+    from lab_utils.data import benchmark  # here: the embedded benchmark renders with OpenCV, real data needs none
 
     name = dataset_name(dataset)
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
@@ -88,8 +88,6 @@ def load_reference_data(profile: Profile, *, seed: int = 0, train_source: str | 
     """Real photographs at the profile's scale; see the module docstring. ``train_source`` (a path or URL;
     default ``$LAB_REFERENCE_TRAIN``, else the reference lab's URL) and ``test_faces`` (a folder or a ``.csv``;
     default ``$LAB_TEST_FACES``, else the reference lab's 20 faces) choose the files."""
-    from lab_utils.running.env import data_dir
-
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
     source = train_source or _env_path(REFERENCE_TRAIN_ENV) or loaders.REFERENCE_TRAIN_URL
     full = loaders.load_reference_training_file(source, cache_dir=cache)
@@ -120,9 +118,7 @@ def load_test_faces(source: str | os.PathLike | None = None, *, cache_dir: str |
     """Labelled real faces: a PPB-layout folder (``LF/ LM/ DF/ DM/``), a CSV table with columns ``image`` and
     ``group``, or (``None``) the reference lab's 20 test faces, fetched once into ``cache_dir``."""
     if source is None:
-        from lab_utils.running.env import data_dir
-
-        return loaders.load_ppb_folders(fetch_reference_faces(Path(cache_dir) if cache_dir is not None else data_dir()))
+            return loaders.load_ppb_folders(fetch_reference_faces(Path(cache_dir) if cache_dir is not None else data_dir()))
     path = Path(source)
     if path.suffix.lower() == ".csv":
         if not path.is_file():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_utils.data.download import DownloadError, download
-from lab_utils.running.env import data_dir, project_root
+from lab_utils.core.env import data_dir, project_root
 
 FETCH_TIMEOUT_S = 10.0
 FETCHED = ("remedies_all",)

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from lab_utils import GROUP_NAMES, GROUPS
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation.plots import save_figure
-from lab_utils.validation import integer
-from lab_utils import validation
+from lab_utils.core.validation import integer
+from lab_utils.core import validation
 
 __all__ = ["save_figure", "show_gallery", "show_images"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lab_utils.validation import number
+from lab_utils.core.validation import number
 
 WILSON = "wilson"
 BOOTSTRAP = "bootstrap-percentile"

@@ -20,8 +20,8 @@ from matplotlib.ticker import MaxNLocator
 from lab_utils import GROUP_NAMES, GROUPS
 from lab_utils.evaluation.metrics import check_predictions
 from lab_utils.evaluation.results import DetectorEvaluation, Estimate
-from lab_utils.files import atomic_path
-from lab_utils.validation import integer
+from lab_utils.core.files import atomic_path
+from lab_utils.core.validation import integer
 
 OKABE_ITO: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
                               "#000000")

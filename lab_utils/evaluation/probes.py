@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lab_utils.evaluation.threshold_free import rank_auc
-from lab_utils.validation import integer, number
+from lab_utils.core.validation import integer, number
 
 
 def _checked(codes: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:

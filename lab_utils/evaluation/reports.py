@@ -13,7 +13,7 @@ from pathlib import Path
 from lab_utils import GROUPS
 from lab_utils.evaluation.metrics import SMALL_GROUP
 from lab_utils.evaluation.results import DetectorEvaluation
-from lab_utils.files import write_text_atomic
+from lab_utils.core.files import write_text_atomic
 
 SUMMARY_NAME = "fairness_summary"
 

@@ -1,64 +1,17 @@
-"""The one module that knows which Keras backend runs: TensorFlow, JAX or PyTorch.
+"""What the models and trainers must do differently per Keras backend (TensorFlow, JAX or PyTorch).
 
 Everything else in ``lab_utils`` is written with ``keras`` and ``keras.ops`` and runs on all three. What Keras
-does not hide lives here: versions and devices for the set-up cell, the per-replica loss scale and the scope of
-``tf.distribute`` (JAX spreads a batch with ``keras.distribution`` instead and needs neither), and a clear message
-when ``KERAS_BACKEND`` names a backend that is unknown or not installed.
+does not hide when training lives here: the per-replica loss scale and the scope of ``tf.distribute`` (JAX spreads a
+batch with ``keras.distribution`` instead and needs neither), and JAX's shared EMA buffers. Which backend runs, its
+devices and a quiet start are the foundation's (:mod:`lab_utils.core.backend`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import os
 from typing import Any, Iterator
 
-from lab_utils.backend_choice import BACKENDS, INSTALL_HINTS, check_requested, requested  # noqa: F401 (re-exported)
-
-
-def name() -> str:
-    """The backend Keras is running on now."""
-    import keras
-
-    return keras.backend.backend()
-
-
-def version() -> str:
-    """The running backend's package version."""
-    module = importlib.import_module(BACKENDS[name()])
-    return str(getattr(module, "__version__", "unknown"))
-
-
-def load_quietly() -> None:
-    """Import Keras and find the devices without TensorFlow's C++ start-up notices (:func:`quiet_start`).
-
-    ``lab_utils.nn`` and ``lab_utils.training`` call it on import, so a script or a notebook that imports them gets
-    no ``cuInit`` or ``cuda drivers`` lines, whichever module it imports first.
-    """
-    import sys
-
-    if "keras" in sys.modules:
-        return
-    with quiet_start():
-        import keras  # noqa: F401
-
-        accelerators()  # TensorFlow looks for CUDA here, and says so on stderr
-
-
-def accelerators() -> list[str]:
-    """The GPUs (or TPUs) the running backend can use; empty on a CPU-only machine."""
-    backend = name()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_physical_devices("GPU")]
-    if backend == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices() if d.platform != "cpu"]
-    import torch
-
-    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+from lab_utils.core.backend import name
 
 
 def replicas(model: Any = None) -> int:
@@ -111,50 +64,3 @@ def unalias_after_fit(model: Any) -> None:
         variable.assign(ops.copy(variable.value))
 
 
-STARTUP_NOISE = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "Could not find cuda drivers on your machine",
-    "failed call to cuInit",
-    "Unable to register cuDNN factory", "Unable to register cuFFT factory", "Unable to register cuBLAS factory",
-    "computation placer already registered",
-    "TF-TRT Warning: Could not find TensorRT",
-    "This TensorFlow binary is optimized to use available CPU instructions",
-    "To enable the following instructions",
-)
-"""Lines TensorFlow's C++ start-up writes on every machine without a GPU (or with one): notices, not errors."""
-
-
-@contextlib.contextmanager
-def quiet_start() -> Iterator[None]:
-    """Load the backend without its C++ start-up notices.
-
-    What the native code writes to the process's stderr while the block runs is captured; on success the known
-    notices (:data:`STARTUP_NOISE`) are dropped and anything else is written back, and if the block raises, all
-    of it is written back before the error propagates, so a real problem still shows.
-    """
-    import sys
-    import tempfile
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (some embedded interpreters): nothing to quieten
-        yield
-        return
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        failed = True
-        try:
-            yield
-            failed = False
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", "replace")
-            kept = text if failed else "".join(
-                line for line in text.splitlines(keepends=True) if not any(n in line for n in STARTUP_NOISE))
-            if kept.strip():
-                sys.stderr.write(kept)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from keras import ops
 
+from lab_utils.core.validation import shape_mistake
+
 RECONSTRUCTION_KINDS = ("l1", "l2", "l1_centre")
 CENTRE_SIGMA = 12.0
 """``"l1_centre"``: each pixel's L1 error weighted by a Gaussian of this many pixels around the image centre (weights
@@ -180,8 +182,6 @@ def probe_loss_inputs(kind: str, latent_dim: int, batch: int = 4, seed: int = 0)
 def check_loss_fn(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float, recon: str) -> None:
     """Refuse a loss before training starts when it would not train: not callable, raising, not one finite
     value per sample. The message names the shape expected and the usual mistake behind a wrong one."""
-    from lab_utils.teaching.compare import shape_mistake
-
     signature = LOSS_ARGUMENTS[kind]
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a function {signature} -> one loss per sample (B,), got "

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from lab_utils.files import atomic_path
+from lab_utils.core.files import atomic_path
 from lab_utils.nn import backend
 from lab_utils.nn.losses import (
     DBVAE_KL_WEIGHT,
@@ -32,8 +32,8 @@ from lab_utils.nn.losses import (
     reconstruction_loss,
     vae_loss,
 )
-from lab_utils import validation
-from lab_utils.validation import integer, number
+from lab_utils.core import validation
+from lab_utils.core.validation import integer, number
 
 CNN_FILTERS = (12, 24, 48, 72)
 CNN_KERNELS = (5, 5, 3, 3)

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from lab_utils.evaluation.reports import SUMMARY_NAME
-from lab_utils.files import write_bytes_atomic, write_text_atomic
-from lab_utils.running import notebooks
-from lab_utils.running.env import FIT_VERBOSE_ENV, OUTPUT_ENV, output_dir, project_root
-from lab_utils.running.profiles import PROFILE_ENV, get_profile
+from lab_utils.core.files import write_bytes_atomic, write_text_atomic
+from lab_utils.core import notebooks
+from lab_utils.core.env import FIT_VERBOSE_ENV, OUTPUT_ENV, output_dir, project_root
+from lab_utils.core.profiles import PROFILE_ENV, get_profile
 
 SUMMARY_FILE = f"{SUMMARY_NAME}.md"
 

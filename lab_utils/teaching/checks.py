@@ -107,7 +107,7 @@ def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
 
 def group_recall_reference(probs: Any, labels: Any, groups: Any, threshold: float = 0.5) -> dict[str, float]:
     """Recall per group code as lab_utils.evaluation.metrics computes it (a face when prob >= threshold; NaN if empty)."""
-    from lab_utils.evaluation.metrics import evaluate_detector
+    from lab_utils.evaluation.metrics import evaluate_detector  # lazily, as LazyReference: checks loads no Keras
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an empty group is reported as NaN, not warned about
@@ -143,7 +143,7 @@ def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[...,
     ``rule`` defaults to the library's and the labs' rule (``resampling.DEFAULT_RULE``), the one Lab 3 trains
     with; the function is called with positional ``(mu, bins, alpha)``, as the trainer calls a rule.
     """
-    from lab_utils.training.resampling import DEFAULT_RULE
+    from lab_utils.training.resampling import DEFAULT_RULE  # lazily, as LazyReference: checks loads no Keras
 
     return _check_rule("resampling_probs", fn, rule or DEFAULT_RULE)
 
@@ -161,7 +161,7 @@ _RULE_HINTS = {
 
 
 def _check_rule(name: str, fn: Any, rule: str) -> Callable[..., Any]:
-    from lab_utils.training.resampling import PRINCIPAL_COMPONENTS, RULES
+    from lab_utils.training.resampling import PRINCIPAL_COMPONENTS, RULES  # lazily: checks loads no Keras
 
     if rule not in RULES:
         raise ValueError(f"check_{name}: rule must be one of {sorted(RULES)}, got {rule!r}.")

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from lab_utils.evaluation.committed import FETCHED, GITHUB, SHA256_MODULE
-from lab_utils.files import write_text_atomic
-from lab_utils.running.notebooks import cell_source, lab_files, read_json, to_json
+from lab_utils.core.files import write_text_atomic
+from lab_utils.core.notebooks import cell_source, lab_files, read_json, to_json
 
 REPOSITORY = re.compile(r'(?m)^Repository\s*=\s*"(?P<url>[^"]+)"')
 SETUP_LINE = re.compile(r'(?m)^LAB_REPO = "[^"]*"')

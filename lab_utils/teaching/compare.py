@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from lab_utils.core.validation import shape_mistake
+
 RTOL = 1e-4
 
 
@@ -59,27 +61,6 @@ def _as_float_array(got: Any, expected_shape: tuple[int, ...]) -> np.ndarray | M
     except (TypeError, ValueError):
         return Mismatch(f"returned {type(got).__name__}, which is not an array of numbers; expected shape "
                         f"{expected_shape}", kind="type")
-
-
-def shape_mistake(expected: tuple[int, ...], got: tuple[int, ...]) -> str:
-    head = f"returned shape {got}, expected {expected}"
-    if len(expected) == 1:
-        b = expected[0]
-        if got == (b, b):
-            return (f"{head}: a broadcasting mistake - an array of shape ({b}, 1) combined with one of shape "
-                    f"({b},) gives {b}x{b}; reshape the (B, 1) array to (B,) (e.g. keras.ops.reshape(y, (-1,))) "
-                    "before combining")
-        if got == (b, 1):
-            return f"{head}: return one value per sample, shape (B,) - drop the trailing axis of size 1"
-        if got == ():
-            return (f"{head}: one number for the whole batch - return one value per sample, shape (B,), "
-                    "and do not average or sum over the batch")
-        if len(got) == 1:
-            return f"{head}: one value per sample is needed; check which axis you reduced over"
-    if len(got) == len(expected) + 1 and any(got[:i] + got[i + 1:] == expected for i in range(len(got))):
-        return (f"{head}: a broadcasting mistake - an extra axis appeared, as when a (B, 1) array meets a (B,) "
-                "array; make the shapes of the arrays you combine match")
-    return head
 
 
 def _factor_hint(expected: np.ndarray, got: np.ndarray) -> str:

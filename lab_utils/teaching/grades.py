@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab_utils.files import write_text_atomic
+from lab_utils.core.files import write_text_atomic
 
 
 @dataclass

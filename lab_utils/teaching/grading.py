@@ -40,10 +40,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from lab_utils.files import write_text_atomic
-from lab_utils.running import notebooks, processes
-from lab_utils.running.env import OUTPUT_ENV
-from lab_utils.running.profiles import PROFILE_ENV, get_profile
+from lab_utils.core.files import write_text_atomic
+from lab_utils.core import notebooks, processes
+from lab_utils.core.env import OUTPUT_ENV
+from lab_utils.core.profiles import PROFILE_ENV, get_profile
 from lab_utils.teaching.grades import Grade, grade_table, read_records, write_reports
 from lab_utils.teaching.records import CHECKS_FILE_ENV
 

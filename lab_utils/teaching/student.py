@@ -35,8 +35,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab_utils.files import write_text_atomic
-from lab_utils.running.notebooks import cell_source, lab_files, read_json, to_json
+from lab_utils.core.files import write_text_atomic
+from lab_utils.core.notebooks import cell_source, lab_files, read_json, to_json
 from lab_utils.teaching import colab
 
 SOLUTION_ONLY_TAG = "solution-only"

@@ -19,7 +19,7 @@ from lab_utils.training.resampling import (
     rule_name,
 )
 from lab_utils.training.sampler import FaceBatchSampler
-from lab_utils.validation import integer
+from lab_utils.core.validation import integer
 
 LOW_ESS_FRACTION = 0.01
 """Warn when the resampling weights are worth fewer than this share of the training faces: a detector that

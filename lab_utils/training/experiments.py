@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from lab_utils.core.env import output_dir, seed_everything
+from lab_utils.core.profiles import Profile
 from lab_utils.data.dataset import FaceDataset
+from lab_utils.data.sources import dataset_name
+from lab_utils.nn import models
+from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.losses import DBVAE_KL_WEIGHT, DBVAE_RECON, RECONSTRUCTION_KINDS, VAE_KL_WEIGHT, VAE_RECON
-from lab_utils.running.env import seed_everything
-from lab_utils.running.profiles import Profile
-from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE
+from lab_utils.training import augmentation, trainers, upweighting
+from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, encode_posteriors, resampling_diagnostics
 
 KINDS = ("cnn", "vae", "dbvae")
 REMEDIES = ("latent_rare", "latent_uniform", "latent_oracle", "jtt")
@@ -63,8 +67,6 @@ class Variant:
             raise ValueError(f"Variant {self.name!r}: oracle_darker_share must be in (0, 1).")
         if self.resample and self.oracle_darker_share is not None:
             raise ValueError(f"Variant {self.name!r}: choose adaptive resampling or the oracle, not both.")
-        from lab_utils.nn.backbones import BACKBONES
-
         if self.backbone not in BACKBONES or (self.kind != "cnn" and self.backbone != "cnn"):
             raise ValueError(f"Variant {self.name!r}: backbone must be one of {sorted(BACKBONES)} and is chosen only "
                              f"for kind 'cnn', got {self.backbone!r} for kind {self.kind!r}.")
@@ -121,8 +123,6 @@ def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute:
 
     This *reads an attribute*, after training, to measure what the attribute-free resampler did.
     """
-    from lab_utils.training.resampling import resampling_diagnostics
-
     if attribute not in train.attributes:
         raise ValueError(f"The training set has no {attribute!r} attribute (the embedded benchmark records "
                          f"{sorted(train.attributes) or 'none'}).")
@@ -153,10 +153,6 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     ``error_weights_fn(face_probs, upweight)`` (default :func:`~lab_utils.training.upweighting.error_weights`)
     turns JTT's first-stage probabilities into sampling weights: Lab 5 passes the student's.
     """
-    from lab_utils.nn import models
-    from lab_utils.nn.backbones import build_backbone
-    from lab_utils.training import trainers
-
     seed_everything(seed)
     start = time.perf_counter()
     sampling_probs = (oracle_sampling_probs(train, variant.oracle_darker_share)
@@ -200,11 +196,7 @@ def generator_variant(kl_weight: float) -> Variant:
 def generated_faces(variant: Variant, generator: Any, train: FaceDataset, *, seed: int = 0) -> tuple[np.ndarray, dict]:
     """The faces a latent remedy adds (uint8 images) and where they came from (``anchors``: positions in
     ``train.face_idx`` of the faces each code started from; ``probe``: the oracle's held-out probe score)."""
-    from lab_utils.training import augmentation
-
     settings = variant.settings
-    from lab_utils.training.resampling import encode_posteriors
-
     mu, logvar = (np.asarray(a, dtype=np.float64) for a in encode_posteriors(generator, train, progress=False))
     info: dict[str, Any] = {"n_generated": settings["n_generated"]}
     if variant.remedy == "latent_rare":
@@ -231,9 +223,6 @@ def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile
                        error_weights_fn: Any = None) -> tuple[Any, dict]:
     """The detector's training under a remedy, at the plain detector's budget: ``epochs`` passes' worth of steps
     over the *original* training set, however many faces are added."""
-    from lab_utils.nn.backbones import build_backbone
-    from lab_utils.training import augmentation, trainers, upweighting
-
     steps = max(1, len(train) // profile.batch_size)
     settings = variant.settings
     if variant.remedy == "jtt":
@@ -267,9 +256,6 @@ def _train_with_remedy(model: Any, variant: Variant, train: FaceDataset, profile
 
 def model_path(kind: str, profile: Profile, seed: int, dataset: str = "embedded") -> Path:
     """Where the notebooks save and look for a trained model of this kind, profile, seed and dataset."""
-    from lab_utils.data.sources import dataset_name
-    from lab_utils.running.env import output_dir
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     data = "" if dataset_name(dataset) == "embedded" else f"{dataset_name(dataset)}-"
@@ -278,8 +264,6 @@ def model_path(kind: str, profile: Profile, seed: int, dataset: str = "embedded"
 
 def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int = 0, dataset: str = "embedded") -> Any:
     """The model an earlier notebook saved for this profile, seed and dataset, else the same model trained now."""
-    from lab_utils.nn import models
-
     path = model_path(kind, profile, seed, dataset)
     if path.is_file():
         try:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn.models import pad_batch
-from lab_utils.validation import integer, number
+from lab_utils.core.validation import integer, number
 
 DEFAULT_RULE = "principal_max"
 """The labs' and the library's rule (Lab 3's exercise): the reference lab's max rule, taken along the leading

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.validation import integer
-from lab_utils import validation
+from lab_utils.core.validation import integer
+from lab_utils.core import validation
 
 
 class FaceBatchSampler:

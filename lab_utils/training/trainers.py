@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn import backend
 from lab_utils.nn.models import DBVAE, VAE, predict_logits
-from lab_utils.running.env import fit_verbosity, seed_everything
+from lab_utils.core.env import fit_verbosity, seed_everything
 from lab_utils.training.callbacks import ResamplingCallback
 from lab_utils.training.resampling import (
     DEFAULT_ALPHA,
@@ -28,8 +28,8 @@ from lab_utils.training.resampling import (
     Rule,
 )
 from lab_utils.training.sampler import FaceBatchSampler
-from lab_utils import validation
-from lab_utils.validation import integer, number
+from lab_utils.core import validation
+from lab_utils.core.validation import integer, number
 
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lab_utils.validation import number
+from lab_utils.core.validation import number
 
 
 def error_weights(face_probs: np.ndarray, upweight: float, threshold: float = 0.5) -> np.ndarray:

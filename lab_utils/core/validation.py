@@ -83,3 +83,26 @@ def images(name: str, value: Any, *, any_size: bool = False) -> tuple[Any, bool]
         raise ValueError(f"{name}: float images must be in [0, 1] (the models' input range), got "
                          f"[{float(x.min()):.3g}, {float(x.max()):.3g}]{hint}.")
     return x, False
+
+
+def shape_mistake(expected: tuple[int, ...], got: tuple[int, ...]) -> str:
+    """What a wrong output shape usually means (a broadcast (B, 1) against (B,), a reduced batch axis), said so a
+    student can fix it; shared by the loss checks before training and the exercises' self-checks."""
+    head = f"returned shape {got}, expected {expected}"
+    if len(expected) == 1:
+        b = expected[0]
+        if got == (b, b):
+            return (f"{head}: a broadcasting mistake - an array of shape ({b}, 1) combined with one of shape "
+                    f"({b},) gives {b}x{b}; reshape the (B, 1) array to (B,) (e.g. keras.ops.reshape(y, (-1,))) "
+                    "before combining")
+        if got == (b, 1):
+            return f"{head}: return one value per sample, shape (B,) - drop the trailing axis of size 1"
+        if got == ():
+            return (f"{head}: one number for the whole batch - return one value per sample, shape (B,), "
+                    "and do not average or sum over the batch")
+        if len(got) == 1:
+            return f"{head}: one value per sample is needed; check which axis you reduced over"
+    if len(got) == len(expected) + 1 and any(got[:i] + got[i + 1:] == expected for i in range(len(got))):
+        return (f"{head}: a broadcasting mistake - an extra axis appeared, as when a (B, 1) array meets a (B,) "
+                "array; make the shapes of the arrays you combine match")
+    return head

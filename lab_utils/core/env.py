@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lab_utils.core import backend, validation
+
 DATA_ENV = "LAB_DATA_DIR"
 OUTPUT_ENV = "LAB_OUTPUT_DIR"
 FIT_VERBOSE_ENV = "LAB_FIT_VERBOSE"
@@ -26,7 +28,7 @@ def project_root() -> Path:
     Notebooks run with ``labs/`` as their working directory locally and ``/content`` on Colab; anchoring on the
     checkout keeps one ``data/`` and one ``outputs/`` folder for every notebook, benchmark and test.
     """
-    candidate = Path(__file__).resolve().parents[2]  # lab_utils/running/env.py -> the checkout
+    candidate = Path(__file__).resolve().parents[2]  # lab_utils/core/env.py -> the checkout
     if (candidate / "labs").is_dir() and (candidate / "lab_utils").is_dir():
         return candidate
     return Path.cwd()
@@ -83,9 +85,6 @@ def seed_everything(seed: int) -> None:
 
     The one seeding function: notebooks, trainers and benchmarks all call it.
     """
-    from lab_utils.nn import backend
-    from lab_utils import validation
-
     seed = validation.seed(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -97,9 +96,8 @@ def seed_everything(seed: int) -> None:
 
 def machine_info() -> dict:
     """What a benchmark result must say about where it ran, so numbers from different machines are not mixed."""
-    from lab_utils.nn import backend  # first: it loads Keras without TensorFlow's start-up notices
-
-    import keras
+    backend.load_quietly()
+    import keras  # here, not at the top: a foundation loads no backend on import
 
     return {
         "platform": platform.platform(),
@@ -128,8 +126,6 @@ def setup(seed: int = 0, *, quiet_tf: bool = True) -> dict:
     """Print versions, backend and devices, advise (never insist) on a GPU, seed everything; returns what it found."""
     if quiet_tf:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lab_utils.nn import backend
-
     backend.check_requested()
     with backend.quiet_start():  # TensorFlow's C++ start-up notices are not for students; real errors still show
         import keras

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab_utils.files import write_text_atomic
+from lab_utils.core.files import write_text_atomic
 
 LAB_GLOB = "[0-9][0-9]_*.ipynb"
 """Solution notebooks are ``labs/NN_name.ipynb``; their student versions the same names in ``labs/student``."""
