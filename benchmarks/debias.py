@@ -36,8 +36,10 @@ from lab_utils.core.files import write_text_atomic
 from lab_utils.nn.losses import REFERENCE_LAB_KL_WEIGHT, STRONG_KL_WEIGHT
 from lab_utils.core.env import machine_summary
 from lab_utils.core.profiles import get_profile
-from lab_utils.training import experiments, trainers
-from lab_utils.training.experiments import Variant, resampling_summary, train_variant
+from lab_utils.training import trainers, variants
+from lab_utils.evaluation.sampling import resampling_summary
+from lab_utils.training.remedies import LATENT_REMEDIES
+from lab_utils.training.variants import Variant, train_variant
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INTERVALS = intervals.methods_record(intervals.WILSON, intervals.BOOTSTRAP, intervals.STUDENT_T)
@@ -60,7 +62,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
       for a in (1e-3, 1e-2)],
     Variant("oracle_dbvae_50pct_kl0.05", oracle_darker_share=0.5, kl_weight=STRONG_KL_WEIGHT,
             **PINNED),
-    # The labs' default DB-VAE (lab_utils.training.experiments.LAB_VARIANTS["dbvae"]), also the remedies' generator,
+    # The labs' default DB-VAE (lab_utils.training.variants.LAB_VARIANTS["dbvae"]), also the remedies' generator,
     # and its uniform control: chosen in rule_in_training_centre12_seeds012.md.
     Variant("dbvae_principal_max_centre", resample=True, rule="principal_max", kl_weight=5e-4, recon="l1_centre"),
     Variant("dbvae_uniform_centre", resample=False, kl_weight=5e-4, recon="l1_centre"),
@@ -72,12 +74,12 @@ REMEDY_VARIANTS: dict[str, Variant] = {v.name: v for v in [
     *[Variant(f"jtt_u{u:g}", kind="cnn", remedy="jtt", options={"upweight": float(u), "first_epochs": 1})
       for u in (5, 20)],
     *[Variant(f"{r}_n{n}", kind="cnn", remedy=r, options={"n_generated": n})
-      for r in ("latent_rare", "latent_uniform", "latent_oracle") for n in (1000, 4000)],
-    # The same with the generator's KL weight named. The generator is the labs' DB-VAE (experiments.generator_variant):
+      for r in LATENT_REMEDIES for n in (1000, 4000)],
+    # The same with the generator's KL weight named. The generator is the labs' DB-VAE (variants.generator_variant):
     # results committed before it moved to KL 5e-4 with the face-centred reconstruction decoded with the KL 0.05 one
     # (every code the same average face; remedies_selection.md), or, for these, at 5e-4 with the whole-image one.
     *[Variant(f"{r}_n{n}_kl{LAB_KL:g}", kind="cnn", remedy=r, options={"n_generated": n, "generator_kl_weight": LAB_KL})
-      for r in ("latent_rare", "latent_uniform", "latent_oracle") for n in (1000, 4000)],
+      for r in LATENT_REMEDIES for n in (1000, 4000)],
 ]}
 VARIANTS.update(REMEDY_VARIANTS)
 SUITES = {
@@ -107,12 +109,12 @@ def generator_name(kl_weight: float) -> str:
 def generator_for(variant: Variant, train, profile, seed: int, epochs: int | None, cache: dict) -> tuple:
     """The seed's generator DB-VAE for a latent remedy (the same DB-VAE trained earlier in this run for this seed,
     else trained now) and its training seconds, which the remedy's budget includes."""
-    if variant.remedy not in ("latent_rare", "latent_uniform", "latent_oracle"):
+    if variant.remedy not in LATENT_REMEDIES:
         return None, 0.0
     kl = variant.settings["generator_kl_weight"]
     name = generator_name(kl)
     if name not in cache:
-        model, record = train_variant(experiments.generator_variant(kl), train, profile, seed=seed, epochs=epochs,
+        model, record = train_variant(variants.generator_variant(kl), train, profile, seed=seed, epochs=epochs,
                                       verbose=0)
         cache[name] = (model, record["train_seconds"])
     return cache[name]
@@ -137,7 +139,7 @@ def run_one(variant: Variant, train, test, profile, seed: int, epochs: int | Non
     generator, generator_seconds = generator_for(variant, train, profile, seed, epochs, cache)
     model, record = train_variant(variant, train, profile, seed=seed, epochs=epochs, verbose=0, generator=generator)
     if variant.kind == "dbvae" and replace(variant, name="") == replace(
-            experiments.generator_variant(variant.kl_weight), name=""):  # the generator a latent remedy would train
+            variants.generator_variant(variant.kl_weight), name=""):  # the generator a latent remedy would train
         cache[generator_name(variant.kl_weight)] = (model, record["train_seconds"])
     if generator is not None:
         record["remedy"]["generator_seconds"] = generator_seconds

@@ -40,7 +40,7 @@ from lab_utils.core.files import write_text_atomic
 from lab_utils.core.env import machine_summary
 from lab_utils.core.profiles import get_profile
 from lab_utils.training import trainers
-from lab_utils.training.experiments import Variant, train_variant
+from lab_utils.training.variants import Variant, train_variant
 from lab_utils.training.resampling import histogram_weights, resampling_diagnostics
 
 RESULTS = Path(__file__).resolve().parent / "results"

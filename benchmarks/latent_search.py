@@ -45,7 +45,7 @@ from lab_utils.nn.models import pad_batch, predict_batch  # noqa: E402
 from lab_utils.core.env import machine_summary, output_dir  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
-from lab_utils.training.experiments import Variant, train_variant  # noqa: E402
+from lab_utils.training.variants import Variant, train_variant  # noqa: E402
 from lab_utils.training.resampling import encode_posteriors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

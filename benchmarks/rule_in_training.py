@@ -33,7 +33,7 @@ from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
-from lab_utils.training.experiments import LAB_VARIANTS, train_variant  # noqa: E402
+from lab_utils.training.variants import LAB_VARIANTS, train_variant  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -26,6 +26,7 @@ evaluation/  what came out
   metrics.py      per-group recall with bootstrap intervals, gaps, FPR, E[A], Var[A] (evaluate_detector)
   threshold_free.py  recall at a matched FPR, per-group AUC and AP;  seeds.py  several seeds;  results.py  the values
   latents.py      active latent dimensions;  probes.py  a cross-validated linear probe
+  sampling.py     what a resampler did: the ESS of its weights, whom it drew (read after training)
   committed.py    the committed multi-seed results, read by Lab 5 (from the checkout, or fetched on Colab)
   reports.py      the words and tables a lab prints;  plots.py, galleries.py  the figures
 training/    how they learn
@@ -33,8 +34,9 @@ training/    how they learn
   resampling.py   the resampling rules (Lab 3's exercises: the max rule, and the labs' rule built on it)
   callbacks.py    the per-epoch resampling inside fit();  sampler.py  weighted training batches
   augmentation.py Lab 5: new training faces decoded from rare latent codes (and the label-aware oracle's)
-  upweighting.py  Lab 5: Just Train Twice's error-based weights (Lab 5's exercise)
-  experiments.py  named variants (models, remedies) trained the same way by notebooks and benchmarks
+  upweighting.py  Just Train Twice's error-based weights (Lab 5's exercise)
+  variants.py     named variants (models, remedies) trained the same way by notebooks and benchmarks
+  remedies.py     Lab 5's remedies, one registry;  model_cache.py  where labs save models, load-or-train
 teaching/    the course around it
   checks.py       the exercises' self-checks;  exercise.py  how a check runs;  compare.py  what it says is wrong
   records.py      what a notebook reports to the grader;  grading.py, grades.py  the grader and its tables

@@ -23,7 +23,7 @@ from lab_utils.core import backend
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_TESTS = ["tests/test_losses.py", "tests/test_models.py", "tests/test_training.py", "tests/test_resampling.py",
-              "tests/test_checks.py", "tests/test_sampler.py", "tests/test_experiments.py"]
+              "tests/test_checks.py", "tests/test_sampler.py", "tests/test_variants.py"]
 
 
 def run_under(name: str, args: list[str], extra_env: dict[str, str] | None = None,
@@ -50,7 +50,7 @@ DATA_PARALLEL = textwrap.dedent('''
     import numpy as np
     from lab_utils.nn import models
     from lab_utils.core import profiles
-    from lab_utils.training import experiments, resampling, trainers
+    from lab_utils.training import resampling, trainers, variants
     from lab_utils.data.dataset import FaceDataset
 
     devices = keras.distribution.list_devices("cpu")
@@ -82,7 +82,7 @@ DATA_PARALLEL = textwrap.dedent('''
     images = rng.integers(0, 256, (2 * n, 64, 64, 3), dtype=np.uint8)
     train = FaceDataset(images, np.r_[np.ones(n), np.zeros(n)].astype(np.float32), name="tiny")
     profile = profiles.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
-    model, record = experiments.train_variant(experiments.LAB_VARIANTS["dbvae"], train, profile, seed=0, epochs=2,
+    model, record = variants.train_variant(variants.LAB_VARIANTS["dbvae"], train, profile, seed=0, epochs=2,
                                               verbose=0)
     print("RESULT" + json.dumps({
         "ratios": ratios,

@@ -22,7 +22,7 @@ from lab_utils.core import backend
 from lab_utils.nn import models
 from lab_utils.core import env, profiles
 from lab_utils.running import run_labs
-from lab_utils.training import augmentation, experiments, resampling, trainers
+from lab_utils.training import augmentation, model_cache, resampling, trainers, variants
 from lab_utils.training.sampler import FaceBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,8 +103,8 @@ PROBES = {
                                                     verbose=0), ValueError, ["ema_momentum must be in [0, 1)"]),
     "wrong model for trainer": (lambda t: trainers.train_dbvae(models.build_cnn(width=0.25), tiny(), epochs=1),
                                 ValueError, ["expects a lab_utils.nn.models.DBVAE"]),
-    "variant kind unknown": (lambda t: experiments.Variant("x", kind="gan"), ValueError, ["kind must be one of"]),
-    "oracle without attribute": (lambda t: experiments.oracle_sampling_probs(tiny(), 0.5), ValueError,
+    "variant kind unknown": (lambda t: variants.Variant("x", kind="gan"), ValueError, ["kind must be one of"]),
+    "oracle without attribute": (lambda t: variants.oracle_sampling_probs(tiny(), 0.5), ValueError,
                                  ["needs the 'darker' attribute"]),
     # environment variables
     "profile unknown": (lambda t: profiles.get_profile("huge"), ValueError, ["Unknown profile", "choose one of"]),
@@ -225,10 +225,10 @@ def test_a_nan_gap_is_described_as_nothing_to_say():
 def test_load_or_train_does_not_return_a_cnn_saved_where_the_dbvae_belongs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(env.OUTPUT_ENV, str(tmp_path))
     profile = profiles.get_profile("smoke")
-    models.save_model(models.build_cnn(width=0.25), experiments.model_path("dbvae", profile, 0))
+    models.save_model(models.build_cnn(width=0.25), model_cache.model_path("dbvae", profile, 0))
     trained = []
-    monkeypatch.setattr(experiments, "train_variant", lambda *a, **k: (trained.append(1) or models.DBVAE(latent_dim=2), {}))
-    model = experiments.load_or_train("dbvae", tiny(), profile)
+    monkeypatch.setattr(model_cache, "train_variant", lambda *a, **k: (trained.append(1) or models.DBVAE(latent_dim=2), {}))
+    model = model_cache.load_or_train("dbvae", tiny(), profile)
     assert isinstance(model, models.DBVAE) and trained
     assert "not a dbvae (a copied or renamed file?)" in capsys.readouterr().out
 

@@ -10,7 +10,7 @@ import pytest
 
 from lab_utils import GROUPS
 from lab_utils.nn.losses import STRONG_KL_WEIGHT
-from lab_utils.training.experiments import Variant
+from lab_utils.training.variants import Variant
 
 _SPEC = importlib.util.spec_from_file_location(
     "debias", Path(__file__).resolve().parent.parent / "benchmarks" / "debias.py")
@@ -154,6 +154,6 @@ def test_a_latent_remedy_reuses_the_seeds_dbvae_as_generator(monkeypatch):
     # the runner's own DB-VAE is the generator a latent remedy would train, so run_one caches it
     from dataclasses import replace
 
-    from lab_utils.training.experiments import generator_variant
+    from lab_utils.training.variants import generator_variant
 
     assert replace(debias.VARIANTS[debias.LAB_DBVAE], name="") == replace(generator_variant(debias.LAB_KL), name="")

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent('''
     import keras
     from lab_utils.nn import models
     from lab_utils.core import profiles
-    from lab_utils.training import experiments, resampling, trainers
+    from lab_utils.training import resampling, trainers, variants
     from lab_utils.data.dataset import FaceDataset
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -50,8 +50,8 @@ SCRIPT = textwrap.dedent('''
     images = rng.integers(0, 256, (2 * n, 64, 64, 3), dtype=np.uint8)
     train = FaceDataset(images, np.r_[np.ones(n), np.zeros(n)].astype(np.float32), name="tiny")
     profile = profiles.PROFILES["smoke"].with_overrides(batch_size=16, latent_dim=8)
-    variant = experiments.Variant("dbvae_max", resample=True, rule="max")
-    model, record = experiments.train_variant(variant, train, profile, seed=0, epochs=2, verbose=0,
+    variant = variants.Variant("dbvae_max", resample=True, rule="max")
+    model, record = variants.train_variant(variant, train, profile, seed=0, epochs=2, verbose=0,
                                               strategy=mirrored)
     print("RESULT" + json.dumps({
         "ratios": ratios,

@@ -15,7 +15,7 @@ from lab_utils import GROUPS
 from lab_utils.data import sources
 from lab_utils.evaluation import metrics, reports
 from lab_utils.core.profiles import get_profile
-from lab_utils.training import experiments
+from lab_utils.training import model_cache
 from reference_files import write_csv_table, write_ppb_folder, write_reference_h5
 
 SMOKE = get_profile("smoke")
@@ -133,8 +133,8 @@ def test_five_faces_per_group_allow_no_conclusion(files, tmp_path):
 
 
 def test_models_of_each_dataset_are_saved_apart():
-    embedded = experiments.model_path("cnn", SMOKE, 0)
-    reference = experiments.model_path("cnn", SMOKE, 0, "reference")
+    embedded = model_cache.model_path("cnn", SMOKE, 0)
+    reference = model_cache.model_path("cnn", SMOKE, 0, "reference")
     assert embedded.name == "cnn-smoke-seed0.keras" and reference.name == "cnn-reference-smoke-seed0.keras"
 
 

@@ -15,8 +15,8 @@ from lab_utils.evaluation.threshold_free import average_precision, per_group_ap
 from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.models import DBVAE
 from lab_utils.core.profiles import get_profile
-from lab_utils.training import augmentation, experiments
-from lab_utils.training.experiments import Variant
+from lab_utils.training import augmentation, remedies, variants
+from lab_utils.training.variants import Variant
 from lab_utils.training.resampling import encode_posteriors
 from lab_utils.training.upweighting import error_weights
 
@@ -138,14 +138,14 @@ def test_generated_faces_join_the_training_set_with_unknown_attributes():
 def test_latent_remedies_read_no_attribute_and_the_oracle_needs_one():
     generator = DBVAE(latent_dim=4, seed=0)
     rare = Variant("r", kind="cnn", remedy="latent_rare", options={"n_generated": 20})
-    a, info_a = experiments.generated_faces(rare, generator, dataset(True), seed=3)
-    b, info_b = experiments.generated_faces(rare, generator, dataset(False), seed=3)
+    a, info_a = remedies.generated_faces(rare, generator, dataset(True), seed=3)
+    b, info_b = remedies.generated_faces(rare, generator, dataset(False), seed=3)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(info_a["anchors"], info_b["anchors"])
     oracle = Variant("o", kind="cnn", remedy="latent_oracle", options={"n_generated": 4})
     assert oracle.reads_attributes and not rare.reads_attributes
     with pytest.raises(ValueError, match="latent_oracle reads the 'darker' attribute"):
-        experiments.generated_faces(oracle, generator, dataset(False))
+        remedies.generated_faces(oracle, generator, dataset(False))
 
 
 # --- Just Train Twice ---------------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_jtt_trains_with_the_weights_function_given_and_reads_no_attribute():
     jtt = Variant("jtt", kind="cnn", remedy="jtt", options={"first_epochs": 1, "upweight": 5.0})
     records = []
     for with_attributes in (True, False):
-        _, record = experiments.train_variant(jtt, dataset(with_attributes), SMOKE, seed=0, epochs=1, verbose=0,
+        _, record = variants.train_variant(jtt, dataset(with_attributes), SMOKE, seed=0, epochs=1, verbose=0,
                                               error_weights_fn=weights_fn)
         records.append(record)
     assert calls == [48, 48]
@@ -176,16 +176,16 @@ def test_jtt_trains_with_the_weights_function_given_and_reads_no_attribute():
     assert records[0]["history"] == records[1]["history"]
 
     with pytest.raises(ValueError, match="one finite weight >= 0 per training face"):
-        experiments.train_variant(jtt, dataset(), SMOKE, epochs=1, verbose=0,
+        variants.train_variant(jtt, dataset(), SMOKE, epochs=1, verbose=0,
                                   error_weights_fn=lambda p, u: np.ones(3))
 
 
 def test_a_latent_remedy_trains_at_the_plain_detectors_budget():
     rare = Variant("r", kind="cnn", remedy="latent_rare", options={"n_generated": 30})
     train = dataset(False)
-    model, record = experiments.train_variant(rare, train, SMOKE, seed=0, epochs=2, verbose=0,
+    model, record = variants.train_variant(rare, train, SMOKE, seed=0, epochs=2, verbose=0,
                                               generator=DBVAE(latent_dim=4, seed=0))
-    plain, _ = experiments.train_variant(Variant("c", kind="cnn"), train, SMOKE, seed=0, epochs=2, verbose=0)
+    plain, _ = variants.train_variant(Variant("c", kind="cnn"), train, SMOKE, seed=0, epochs=2, verbose=0)
     assert int(model.optimizer.iterations) == int(plain.optimizer.iterations) == 2 * (len(train) // 16)
     assert record["remedy"]["n_generated"] == 30
     assert record["remedy"]["generator_seconds"] == 0.0  # the generator given was used, none trained

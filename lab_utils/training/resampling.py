@@ -16,6 +16,7 @@ from keras import ops
 from tqdm.auto import tqdm
 
 from lab_utils.data.dataset import FaceDataset
+from lab_utils.evaluation.sampling import resampling_diagnostics
 from lab_utils.nn.models import pad_batch
 from lab_utils.core.validation import integer, number
 
@@ -174,27 +175,6 @@ def histogram_weights(
                          "zero; every face needs a finite weight >= 0 and at least one a positive one.")
     probs = probs / probs.max()  # weights near the float64 limit must not overflow the sum
     return probs / probs.sum()
-
-
-def resampling_diagnostics(probs: np.ndarray) -> dict[str, float]:
-    """How concentrated the sampling is: ``ess`` = 1 / sum p^2 is the number of equally weighted faces
-    the distribution is worth (the paper's product rule can collapse it to a handful)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 1 or p.size == 0:
-        raise ValueError(f"probs must be a non-empty 1-D array, got shape {p.shape}.")
-    if not np.isfinite(p).all() or (p < 0).any() or not np.isclose(p.sum(), 1.0, atol=1e-6):
-        raise ValueError("probs must be finite, non-negative and sum to 1 (e.g. from histogram_weights).")
-    n = p.size
-    ess = float(1.0 / np.sum(p**2))
-    top = max(1, int(np.ceil(0.01 * n)))
-    return {
-        "n_faces": float(n),
-        "ess": ess,
-        "ess_fraction": ess / n,
-        "max_over_mean": float(p.max() * n),
-        "min_over_mean": float(p.min() * n),
-        "top1pct_mass": float(np.sort(p)[-top:].sum()),
-    }
 
 
 def encode_posteriors(model: Any, dataset: FaceDataset, *, batch_size: int = 256,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.training.experiments import Variant, oracle_sampling_probs, resampling_summary
+from lab_utils.evaluation.sampling import resampling_summary
+from lab_utils.training.variants import Variant, oracle_sampling_probs
 
 
 def _dataset(darker):
@@ -64,15 +65,15 @@ def test_load_or_train_retrains_when_the_saved_model_is_damaged(tmp_path, monkey
     from lab_utils.data.dataset import FaceDataset
     from lab_utils.nn import models
     from lab_utils.core import profiles
-    from lab_utils.training import experiments
+    from lab_utils.training import model_cache
 
     monkeypatch.setenv("LAB_OUTPUT_DIR", str(tmp_path))
     profile = profiles.PROFILES["smoke"].with_overrides(cnn_epochs=1, batch_size=8)
     rng = np.random.default_rng(0)
     train = FaceDataset(rng.integers(0, 256, (32, 64, 64, 3), dtype=np.uint8),
                         np.r_[np.ones(16), np.zeros(16)].astype(np.float32), name="tiny")
-    path = experiments.model_path("cnn", profile, 0)
+    path = model_cache.model_path("cnn", profile, 0)
     path.write_bytes(b"PK\x03\x04 half a model")
-    model = experiments.load_or_train("cnn", train, profile, seed=0)
+    model = model_cache.load_or_train("cnn", train, profile, seed=0)
     assert "could not be read" in capsys.readouterr().out
     assert isinstance(models.load_model(path), type(model))  # replaced by a good file
