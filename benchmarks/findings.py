@@ -126,7 +126,8 @@ class Results:
 
     def h_seeds(self, name: str) -> str:
         """The seeds of a run, as "3-7" or "0, 2"."""
-        seeds = sorted(self.file(name)["meta"]["seeds"])
+        data = self.file(name)
+        seeds = sorted(data["meta"]["seeds"] if "seeds" in data["meta"] else {r["seed"] for r in data["runs"]})
         if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
             return f"{seeds[0]}-{seeds[-1]}"
         return ", ".join(str(s) for s in seeds)
