@@ -7,7 +7,8 @@ from functools import cached_property
 
 import numpy as np
 
-from lab_utils import GROUPS, validation
+from lab_utils import GROUPS
+from lab_utils.core import validation
 
 IMAGE_SHAPE = validation.IMAGE_SHAPE
 
