@@ -34,7 +34,6 @@ from lab_utils.training import trainers
 RESULTS = Path(__file__).resolve().parent / "results"
 CONDITIONS = {"biased": 0.05, "balanced": 0.5}
 THRESHOLD = 0.5
-EMA_MOMENTUM = 0.995
 QUICK_SIZES = dict(n_train_faces=4_000, n_train_nonfaces=4_000, n_test_per_group=150, n_test_nonfaces=600)
 TIMED_IMAGES = 20_000
 
@@ -58,7 +57,7 @@ def run_condition(cfg: benchmark.BenchmarkConfig, epochs: int, cache_dir: Path) 
     train, test = benchmark.load_benchmark(cfg, cache_dir=cache_dir, progress=False)
     model = build_cnn()
     start = time.perf_counter()
-    trainers.train_classifier(model, train, epochs=epochs, batch_size=32, ema_momentum=EMA_MOMENTUM,
+    trainers.train_classifier(model, train, epochs=epochs, batch_size=32, ema_momentum=trainers.EMA_MOMENTUM,
                               seed=cfg.seed, verbose=0)
     seconds = time.perf_counter() - start
     ema_change = ensure_ema_weights(model)
@@ -109,7 +108,7 @@ def markdown(report: dict) -> str:
     lines = ["# Embedded benchmark: frozen-difficulty check", "",
              f"Command: `{report['command']}`  ", f"Machine: {report['machine']}  ",
              f"Generator version {report['generator_version']}, seeds {report['seeds']}, {report['epochs']} epochs, "
-             f"batch 32, EMA momentum {EMA_MOMENTUM}, threshold {THRESHOLD}; sizes {report['sizes']}.", "",
+             f"batch 32, EMA momentum {trainers.EMA_MOMENTUM}, threshold {THRESHOLD}; sizes {report['sizes']}.", "",
              "Training is multi-threaded on CPU and not bit-reproducible, so reruns differ by a few points per seed; "
              "the data are (same seed, same bytes).", "",
              "Recall and FPR in %, mean ± std over seeds (SE = std / sqrt(seeds)). "

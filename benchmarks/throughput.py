@@ -43,11 +43,16 @@ from lab_utils.core.env import (
 )
 from lab_utils.training.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
 from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
-from lab_utils.training.trainers import train_classifier, train_dbvae, train_vae  # noqa: E402
+from lab_utils.training.trainers import (  # noqa: E402
+    EMA_MOMENTUM,
+    LEARNING_RATE,
+    train_classifier,
+    train_dbvae,
+    train_vae,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SHARE = 0.15
-LEARNING_RATE, EMA_MOMENTUM = 5e-4, 0.995
 KINDS = ("cnn", "vae", "dbvae")
 
 

@@ -31,6 +31,10 @@ from lab_utils.training.sampler import FaceBatchSampler
 from lab_utils.core import validation
 from lab_utils.core.validation import integer, number
 
+LEARNING_RATE = 5e-4
+"""Adam's learning rate for every model of the labs (the reference lab's)."""
+EMA_MOMENTUM = 0.995
+"""The labs evaluate exponentially averaged weights (Adam's ``use_ema``): steadier than the last step's on 2-4 epochs."""
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
 still hold more than exp(-3) ~ 5% of the untrained initial weights."""
@@ -42,7 +46,7 @@ def _default(steps_per_epoch: int | None, one_pass: int) -> int:
 
 
 def _optimizer(learning_rate: float, ema_momentum: float | None, total_steps: int) -> keras.optimizers.Adam:
-    number("learning_rate", learning_rate, low=0.0, low_open=True, hint=" (the labs use 5e-4)")
+    number("learning_rate", learning_rate, low=0.0, low_open=True, hint=f" (the labs use {LEARNING_RATE:g})")
     if ema_momentum is None:
         return keras.optimizers.Adam(learning_rate)
     if not (isinstance(ema_momentum, (float, int)) and 0.0 <= ema_momentum < 1.0):
@@ -91,8 +95,8 @@ def train_classifier(
     epochs: int,
     batch_size: int = 32,
     steps_per_epoch: int | None = None,
-    learning_rate: float = 5e-4,
-    ema_momentum: float | None = 0.995,
+    learning_rate: float = LEARNING_RATE,
+    ema_momentum: float | None = EMA_MOMENTUM,
     seed: int = 0,
     sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -127,8 +131,8 @@ def train_vae(
     epochs: int,
     batch_size: int = 32,
     steps_per_epoch: int | None = None,
-    learning_rate: float = 5e-4,
-    ema_momentum: float | None = 0.995,
+    learning_rate: float = LEARNING_RATE,
+    ema_momentum: float | None = EMA_MOMENTUM,
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
@@ -162,8 +166,8 @@ def train_dbvae(
     resample_start_epoch: int = 1,
     batch_size: int = 32,
     steps_per_epoch: int | None = None,
-    learning_rate: float = 5e-4,
-    ema_momentum: float | None = 0.995,
+    learning_rate: float = LEARNING_RATE,
+    ema_momentum: float | None = EMA_MOMENTUM,
     seed: int = 0,
     sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
