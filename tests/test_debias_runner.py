@@ -144,7 +144,7 @@ def test_a_latent_remedy_reuses_the_seeds_dbvae_as_generator(monkeypatch):
     cache = {debias.LAB_DBVAE: ("lab-dbvae", 70.0)}  # what run_one stores after training the labs' DB-VAE
     assert debias.generator_for(debias.VARIANTS["latent_rare_n1000"], None, None, 0, None, cache) == ("lab-dbvae", 70.0)
     assert debias.generator_for(debias.VARIANTS["cnn"], None, None, 0, None, cache) == (None, 0.0)
-    named = debias.VARIANTS[f"latent_rare_n1000_kl{debias.LAB_KL:g}"]  # the labs' weight, named: the same generator
+    named = debias.VARIANTS[f"latent_rare_n1000_kl{debias.REFERENCE_KL:g}"]  # the labs' weight, named: the same generator
     assert debias.generator_for(named, None, None, 0, None, cache) == ("lab-dbvae", 70.0)
     strong = Variant("latent_rare_strong", kind="cnn", remedy="latent_rare",
                      options={"generator_kl_weight": STRONG_KL_WEIGHT})
@@ -156,4 +156,4 @@ def test_a_latent_remedy_reuses_the_seeds_dbvae_as_generator(monkeypatch):
 
     from lab_utils.training.variants import generator_variant
 
-    assert replace(debias.VARIANTS[debias.LAB_DBVAE], name="") == replace(generator_variant(debias.LAB_KL), name="")
+    assert replace(debias.VARIANTS[debias.LAB_DBVAE], name="") == replace(generator_variant(debias.REFERENCE_KL), name="")

@@ -103,11 +103,11 @@ BAD_LOSSES = {
 def test_a_loss_that_would_not_train_is_refused_with_the_likely_mistake(name):
     fn, message = BAD_LOSSES[name]
     with pytest.raises(ValueError, match=message) as err:
-        losses.check_loss_fn(fn, "dbvae", latent_dim=3, kl_weight=0.1, recon="l1")
+        losses.refuse_untrainable_loss(fn, "dbvae", latent_dim=3, kl_weight=0.1, recon="l1")
     if name in ("scalar", "column", "broadcast"):
         assert "shape (B,) = (4,)" in str(err.value)
-    losses.check_loss_fn(_good, "dbvae", latent_dim=3, kl_weight=0.1, recon="l1")
-    losses.check_loss_fn(losses.vae_loss, "vae", latent_dim=3, kl_weight=0.1, recon="l2")
+    losses.refuse_untrainable_loss(_good, "dbvae", latent_dim=3, kl_weight=0.1, recon="l1")
+    losses.refuse_untrainable_loss(losses.vae_loss, "vae", latent_dim=3, kl_weight=0.1, recon="l2")
 
 
 def test_shape_errors_are_clear(batch):
@@ -130,7 +130,7 @@ def test_shape_errors_are_clear(batch):
 
 def test_a_loss_returning_something_that_is_not_a_tensor_is_named():
     with pytest.raises(ValueError, match="returned dict, not one loss per sample"):
-        losses.check_loss_fn(lambda *args: {"total": 1.0}, "vae", latent_dim=3, kl_weight=0.1, recon="l1")
+        losses.refuse_untrainable_loss(lambda *args: {"total": 1.0}, "vae", latent_dim=3, kl_weight=0.1, recon="l1")
 
 
 def test_the_face_centred_reconstruction_weighs_the_centre_over_the_background():

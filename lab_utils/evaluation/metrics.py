@@ -28,7 +28,7 @@ from lab_utils.evaluation.intervals import WILSON, percentile_interval, wilson_i
 from lab_utils.evaluation.results import DARKER, LIGHTER, DetectorEvaluation, Estimate
 
 
-def check_predictions(probs: Any, labels: Any, groups: Any, *, logits: bool = False
+def validated_predictions(probs: Any, labels: Any, groups: Any, *, logits: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probs float64, is_face bool, group int8), or a ValueError that says what to fix.
 
@@ -138,7 +138,7 @@ def evaluate_detector(probs: Any, labels: Any, groups: Any, *, threshold: float 
     with equal weight, as E[A] does; the KL pools their face scores, with ``kl_eps`` added to every bin's
     probability (then renormalised) so an empty bin does not make it infinite.
     """
-    p, is_face, g = check_predictions(probs, labels, groups)
+    p, is_face, g = validated_predictions(probs, labels, groups)
     check_unit_interval("threshold", threshold, open_=False)
     check_unit_interval("ci", ci, open_=True)
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lab_utils import GROUP_NAMES, GROUPS
-from lab_utils.evaluation.metrics import check_predictions
+from lab_utils.evaluation.metrics import validated_predictions
 from lab_utils.evaluation.results import DetectorEvaluation, Estimate
 from lab_utils.core.files import atomic_path
 from lab_utils.core.validation import integer
@@ -92,7 +92,7 @@ def plot_score_distributions(probs: Any, labels: Any, groups: Any, *, threshold:
     Shows whether a gap comes from darker faces sitting just below the threshold (a calibration issue)
     or far below it (a ranking issue). Bars are shares of each group's images, so group sizes don't matter.
     """
-    p, is_face, g = check_predictions(probs, labels, groups)
+    p, is_face, g = validated_predictions(probs, labels, groups)
     bins = integer("bins", bins)
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig = plt.figure(figsize=(7, 4), layout="constrained")

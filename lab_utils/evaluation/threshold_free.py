@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lab_utils import GROUPS
-from lab_utils.evaluation.metrics import check_predictions, check_unit_interval, spread, warn_empty
+from lab_utils.evaluation.metrics import check_unit_interval, spread, validated_predictions, warn_empty
 from lab_utils.evaluation.results import RecallAtFPR
 
 
@@ -26,7 +26,7 @@ def recall_at_fpr(probs: Any, labels: Any, groups: Any, *, fpr: float = 0.01, lo
     A fixed 0.5 threshold lets a model look fairer by flagging more non-faces; matching the FPR removes that.
     With ``logits=True`` the scores are logits and the threshold is one too.
     """
-    p, is_face, g = check_predictions(probs, labels, groups, logits=logits)
+    p, is_face, g = validated_predictions(probs, labels, groups, logits=logits)
     check_unit_interval("fpr", fpr, open_=False)
     neg = np.sort(p[~is_face])[::-1]
     if neg.size == 0:
@@ -66,7 +66,7 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
 def _per_group(probs: Any, labels: Any, groups: Any, score: Callable[[np.ndarray, np.ndarray], float], caller: str,
                what: str, logits: bool) -> dict[str, float]:
     """``score(group's face scores, all non-face scores)`` per group; NaN (with one warning) for an empty group."""
-    p, is_face, g = check_predictions(probs, labels, groups, logits=logits)
+    p, is_face, g = validated_predictions(probs, labels, groups, logits=logits)
     neg = p[~is_face]
     if neg.size == 0:
         raise ValueError(f"{caller} needs non-faces (label 0) to compare against; none were given.")

@@ -179,7 +179,7 @@ def probe_loss_inputs(kind: str, latent_dim: int, batch: int = 4, seed: int = 0)
     return inputs
 
 
-def check_loss_fn(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float, recon: str) -> None:
+def refuse_untrainable_loss(loss_fn: Any, kind: str, *, latent_dim: int, kl_weight: float, recon: str) -> None:
     """Refuse a loss before training starts when it would not train: not callable, raising, not one finite
     value per sample. The message names the shape expected and the usual mistake behind a wrong one."""
     signature = LOSS_ARGUMENTS[kind]

@@ -22,14 +22,14 @@ from lab_utils.nn import backend
 from lab_utils.nn.losses import (
     DBVAE_KL_WEIGHT,
     DBVAE_RECON,
+    RECONSTRUCTION_KINDS,
     VAE_KL_WEIGHT,
     VAE_RECON,
-    RECONSTRUCTION_KINDS,
-    check_loss_fn,
     classification_loss,
     dbvae_loss,
     kl_divergence,
     reconstruction_loss,
+    refuse_untrainable_loss,
     vae_loss,
 )
 from lab_utils.core import validation
@@ -163,7 +163,7 @@ class _LatentModel(keras.Model):
         self.recon = recon
         self.seed = seed
         if loss_fn is not None:
-            check_loss_fn(loss_fn, self.kind, latent_dim=self.latent_dim, kl_weight=self.kl_weight, recon=recon)
+            refuse_untrainable_loss(loss_fn, self.kind, latent_dim=self.latent_dim, kl_weight=self.kl_weight, recon=recon)
         self.loss_fn = loss_fn or type(self).reference_loss
         self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra)
         self.decoder = build_decoder(self.latent_dim)

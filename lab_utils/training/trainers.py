@@ -221,8 +221,9 @@ def one_step_changes(model: DBVAE | VAE, x: np.ndarray, y: np.ndarray, *, learni
             for name, part in parts.items()}
 
 
-def _as_float_images(images_or_dataset: FaceDataset | np.ndarray) -> tuple[np.ndarray, bool]:
-    """The images and whether they are uint8 (to scale per batch, not copy 4x the memory up front)."""
+def _images_and_scale(images_or_dataset: FaceDataset | np.ndarray) -> tuple[np.ndarray, bool]:
+    """The images as given and whether they are uint8, to be scaled to [0, 1] per batch (not copied as float32, 4x
+    the memory, up front)."""
     if isinstance(images_or_dataset, FaceDataset):
         return images_or_dataset.images, True
     return validation.images("images", images_or_dataset)
@@ -244,7 +245,7 @@ def predict_face_logits(
     if isinstance(model, VAE):
         raise ValueError("A VAE has no face classifier; predict with a CNN or a DBVAE.")
     batch_size = integer("batch_size", batch_size)
-    images, is_uint8 = _as_float_images(images_or_dataset)
+    images, is_uint8 = _images_and_scale(images_or_dataset)
     if progress is None:
         progress = len(images) >= PROGRESS_MIN_IMAGES
     logits = []
