@@ -163,7 +163,8 @@ class _LatentModel(keras.Model):
         self.recon = recon
         self.seed = seed
         if loss_fn is not None:
-            refuse_untrainable_loss(loss_fn, self.kind, latent_dim=self.latent_dim, kl_weight=self.kl_weight, recon=recon)
+            refuse_untrainable_loss(loss_fn, self.kind, latent_dim=self.latent_dim, kl_weight=self.kl_weight,
+                                    recon=recon)
         self.loss_fn = loss_fn or type(self).reference_loss
         self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra)
         self.decoder = build_decoder(self.latent_dim)
