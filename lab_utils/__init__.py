@@ -40,7 +40,8 @@ training/    how they learn
 teaching/    the course around it
   checks.py       the exercises' self-checks;  exercise.py  how a check runs;  compare.py  what it says is wrong
   records.py      what a notebook reports to the grader;  grading.py, grades.py  the grader and its tables
-  student.py      student notebooks built from the solutions
+  student.py      student notebooks built from the solutions;  release.py  the repository address and release tag
+                  that every set-up cell and badge repeats
 running/     the main job
   run_labs.py     every lab notebook in order, and what they found
 """

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from lab_utils.core.files import write_text_atomic
 from lab_utils.core.notebooks import cell_source, lab_files, read_json, to_json
-from lab_utils.teaching import colab
+from lab_utils.teaching import release
 
 SOLUTION_ONLY_TAG = "solution-only"
 RECORD = ".student-build.json"
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     in_checkout = (root / "pyproject.toml").is_file()  # the address is synced only in the project's own checkout
     try:
         if args.command == "build":
-            for change in colab.sync(root) if in_checkout else []:
+            for change in release.sync(root) if in_checkout else []:
                 print(f"  {change}: updated")
             result = build(args.labs, args.out)
             print(f"{len(result.written)} student notebook(s), {len(result.changed)} updated:")
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in result.removed:
                 print(f"  removed {path} (no solution notebook)")
             return 0
-        problems = (colab.sync(root, check=True) if in_checkout else []) + stale_files(args.labs, args.out)
+        problems = (release.sync(root, check=True) if in_checkout else []) + stale_files(args.labs, args.out)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from lab_utils.evaluation import committed
-from lab_utils.teaching import colab
+from lab_utils.teaching import release
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _copy_project(target: Path) -> None:
-    """What ``colab.sync`` reads and writes: pyproject, README, the solution notebooks, the results, the manifest."""
+    """What ``release.sync`` reads and writes: pyproject, README, the solution notebooks, the results, the manifest."""
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, target / name)
     shutil.copytree(ROOT / "labs", target / "labs", ignore=shutil.ignore_patterns("student", "*.py"))
@@ -25,8 +25,8 @@ def _copy_project(target: Path) -> None:
 
 
 def test_the_committed_notebooks_and_badges_agree_with_pyproject():
-    assert colab.sync(ROOT, check=True) == []
-    url = colab.repository_url(ROOT)
+    assert release.sync(ROOT, check=True) == []
+    url = release.repository_url(ROOT)
     readme = (ROOT / "README.md").read_text()
     assert readme.count("colab.research.google.com/github/") == 2 * len(list((ROOT / "labs").glob("[0-9][0-9]_*.ipynb")))
     assert url.removeprefix("https://github.com/") in readme
@@ -36,11 +36,11 @@ def test_a_fork_changes_the_address_in_one_place(tmp_path):
     _copy_project(tmp_path)
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("github.com/dbvae-labs/dbvae-labs", "github.com/me/my-fork"))
-    stale = colab.sync(tmp_path, check=True)
+    stale = release.sync(tmp_path, check=True)
     n_labs = len(list((ROOT / "labs").glob("[0-9][0-9]_*.ipynb")))
     assert len(stale) == n_labs + 1 and all("my-fork" in line for line in stale)  # every notebook + the badges
-    colab.sync(tmp_path)
-    assert colab.sync(tmp_path, check=True) == []
+    release.sync(tmp_path)
+    assert release.sync(tmp_path, check=True) == []
     cells = json.loads((tmp_path / "labs" / "01_baseline_cnn.ipynb").read_text())["cells"]
     assert any('LAB_REPO = "https://github.com/me/my-fork"' in "".join(c["source"]) for c in cells)
     assert "github/me/my-fork/blob/main/labs/student/03_dbvae.ipynb" in (tmp_path / "README.md").read_text()
@@ -49,22 +49,22 @@ def test_a_fork_changes_the_address_in_one_place(tmp_path):
 def test_no_repository_address_is_a_clear_error(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     with pytest.raises(ValueError, match=r"no \[project.urls\] Repository"):
-        colab.repository_url(tmp_path)
+        release.repository_url(tmp_path)
 
 
 def test_a_release_pins_the_install_and_the_results_in_one_place(tmp_path):
     _copy_project(tmp_path)
-    assert colab.sync(tmp_path, check=True) == []
+    assert release.sync(tmp_path, check=True) == []
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.2.0"', 1))
     results = tmp_path / "benchmarks" / "results" / "remedies_all.json"
     results.write_text(results.read_text() + "\n")
-    stale = colab.sync(tmp_path, check=True)
+    stale = release.sync(tmp_path, check=True)
     n_labs = len(list((ROOT / "labs").glob("[0-9][0-9]_*.ipynb")))
     assert sum("LAB_REF is not v0.2.0" in line for line in stale) == n_labs
     assert any("SHA-256s of the committed results are out of date" in line for line in stale)
-    colab.sync(tmp_path)
-    assert colab.sync(tmp_path, check=True) == []
+    release.sync(tmp_path)
+    assert release.sync(tmp_path, check=True) == []
     setup = "".join(json.loads((tmp_path / "labs" / "02_vae.ipynb").read_text())["cells"][1]["source"])
     assert 'LAB_REF = "v0.2.0"' in setup and 'f"git+{LAB_REPO}@{LAB_REF}"' in setup
 
