@@ -99,7 +99,8 @@ def _check_same_shape(a_name: str, a: Any, b_name: str, b: Any, min_rank: int) -
 
 
 def kl_divergence(mu: Any, logvar: Any) -> Any:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, shape (B,): the closed form, summed over latent dims."""
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, shape (B,): the closed form, summed over latent dims (Lab 2's
+    exercise)."""
     mu, logvar = _tensor(mu), _tensor(logvar)
     _check_same_shape("mu", mu, "logvar", logvar, min_rank=2)
     if _shape(mu) is not None and len(mu.shape) != 2:

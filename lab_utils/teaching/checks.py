@@ -106,7 +106,8 @@ def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
 
 
 def group_recall_reference(probs: Any, labels: Any, groups: Any, threshold: float = 0.5) -> dict[str, float]:
-    """Recall per group code as lab_utils.evaluation.metrics computes it (a face when prob >= threshold; NaN if empty)."""
+    """The reference for Lab 1's exercise: recall per group code as lab_utils.evaluation.metrics computes it (a face
+    when prob >= threshold; NaN if empty)."""
     from lab_utils.evaluation.metrics import evaluate_detector  # lazily, as LazyReference: checks loads no Keras
 
     with warnings.catch_warnings():

@@ -62,8 +62,8 @@ def _normalise_log(log_w: np.ndarray) -> np.ndarray:
 
 
 def product_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """The paper's rule: ``p(x)`` proportional to ``prod_i 1 / (Q_i(mu_i(x)) + alpha)``, in log space so 100
-    dimensions cannot under- or overflow."""
+    """The paper's rule (a comparison Lab 3 runs): ``p(x)`` proportional to ``prod_i 1 / (Q_i(mu_i(x)) + alpha)``, in
+    log space so 100 dimensions cannot under- or overflow."""
     mu = _check_mu(mu)
     return _normalise_log(_log_inverse_density(mu, bins, alpha).sum(axis=1))
 
@@ -102,9 +102,10 @@ def principal_directions(mu: np.ndarray, components: int = PRINCIPAL_COMPONENTS)
 
 def principal_max_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA,
                        components: int = PRINCIPAL_COMPONENTS) -> np.ndarray:
-    """The max rule on the ``components`` leading principal directions of the latent means instead of on every
-    latent dimension: a rare group that differs from the others along one of the main axes of variation keeps its
-    weight, instead of being diluted by 32 dimensions of background, pose and lighting."""
+    """The labs' rule (Lab 3's second exercise): the max rule on the ``components`` leading principal directions of
+    the latent means instead of on every latent dimension: a rare group that differs from the others along one of the
+    main axes of variation keeps its weight, instead of being diluted by 32 dimensions of background, pose and
+    lighting."""
     number("alpha", alpha, low=0.0, low_open=True, hint=" (the density smoothing; 0 or below lets one empty bin "
                                                         "decide)")
     return max_rule(principal_directions(mu, components), bins, alpha)
