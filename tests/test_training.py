@@ -172,9 +172,11 @@ def test_concentrated_weights_warn(monkeypatch):
     monkeypatch.setattr(callbacks_module, "compute_sampling_probs",
                         lambda *a, **k: (one_face, resampling_diagnostics(one_face)))
     sampler = FaceBatchSampler(train, BATCH)
-    with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='max'"):
+    with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='principal_max'.*Raise alpha\."):
         run_callback_epochs(ResamplingCallback(sampler), sampler, 2)
-    with pytest.warns(RuntimeWarning, match="rule='product'.*or use rule='max'"):
+    with pytest.warns(RuntimeWarning, match="rule='max'.*Raise alpha, histogram fewer dims\\."):
+        run_callback_epochs(ResamplingCallback(sampler, rule="max"), sampler, 2)
+    with pytest.warns(RuntimeWarning, match="rule='product'.*or use rule='principal_max'"):
         run_callback_epochs(ResamplingCallback(sampler, rule="product"), sampler, 2)
 
     healthy = np.full(n, 1.0 / n)

@@ -81,7 +81,8 @@ class ResamplingCallback(keras.callbacks.Callback):
         if ess < LOW_ESS_FRACTION * n:
             options = self.weight_options
             name = rule_name(options["rule"])
-            advice = "Raise alpha, histogram fewer dims" + (", or use rule='max'" if name == "product" else "")
+            advice = ("Raise alpha" + ("" if name == "principal_max" else ", histogram fewer dims")
+                      + (", or use rule='principal_max'" if name == "product" else ""))
             warnings.warn(
                 f"Epoch {epoch}: the resampling weights are worth only {ess:.1f} of {n:.0f} faces (effective "
                 f"sample size), so the detector sees the same few faces over and over (rule={name!r}, "
