@@ -232,7 +232,7 @@ class Results:
         """The share of the reference's mean that ``values``' mean closes, over the seeds both have, as "48%"."""
         common = sorted(set(values) & set(reference))
         mean = float(np.mean([values[s] for s in common]))
-        return f"{100 * (1 - mean / float(np.mean([reference[s] for s in common]))):.0f}%"
+        return f"{round(100 * (1 - mean / float(np.mean([reference[s] for s in common]))))}%"  # never "-0%"
 
     def h_group_mean(self, name: str, variant: str, prefix: str, groups: Iterable[str], scale: float = 100.0,
                      digits: int = 1) -> str:
