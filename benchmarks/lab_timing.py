@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from lab_utils.core.env import DATA_ENV, data_dir, machine_summary  # noqa: E402
 from lab_utils.core.files import write_text_atomic  # noqa: E402
+from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 NOTEBOOK_SECONDS = re.compile(r"^\s+(\d\d_\w+)\.ipynb: (\d+) s", re.M)
@@ -67,8 +68,8 @@ def markdown(runs: list[dict], meta: dict) -> str:
         meta[f"{which}_mean_wall_s"] = sum(walls) / len(walls)
     ratio = meta["after_mean_wall_s"] / meta["before_mean_wall_s"]
     meta["after_over_before"] = ratio
-    lines += ["", f"Mean wall time: before {meta['before_mean_wall_s']:.0f} s, after {meta['after_mean_wall_s']:.0f} s: "
-              f"after / before = {ratio:.2f}."]
+    lines += ["", f"Mean wall time: before {meta['before_mean_wall_s']:.0f} s, after "
+              f"{meta['after_mean_wall_s']:.0f} s: after / before = {ratio:.2f}."]
     return "\n".join(lines) + "\n"
 
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"which": which, **run_labs(tree.resolve(), args.profile, data)})
         print(f"  {runs[-1]['notebooks']} wall {runs[-1]['wall_s']:.0f} s", flush=True)
     meta = {"name": args.name, "profile": args.profile, "machine": machine_summary(),
+            "intervals": methods_record(),
             "before": git_head(args.before), "after": git_head(args.after),
             "command": "python benchmarks/lab_timing.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     text = markdown(runs, meta)
