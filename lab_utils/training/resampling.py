@@ -90,13 +90,12 @@ def principal_directions(mu: np.ndarray, components: int = PRINCIPAL_COMPONENTS)
         raise ValueError(f"mu holds {len(mu)} face; principal directions need at least 2 faces.")
     mu = mu / max(np.abs(mu).max(), np.finfo(np.float64).tiny)  # scale-free, so codes near 1e308 cannot overflow
     centred = mu - mu.mean(axis=0)
-    scale = np.abs(centred).max()
-    if not scale > 0:
+    if not np.abs(centred).max() > 0:
         raise ValueError("mu: every face has the same latent code, so no direction tells faces apart; the latent "
                          "space has collapsed (Lab 2 shows how to count active dimensions).")
-    _, s, vt = np.linalg.svd(centred / scale, full_matrices=False)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
     k = min(components, int((s > s[0] * 1e-9).sum()))
-    z = (centred / scale) @ vt[:k].T
+    z = centred @ vt[:k].T
     return z / z.std(axis=0)
 
 
