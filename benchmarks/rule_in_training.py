@@ -33,6 +33,7 @@ from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.training.resampling import ResamplingOptions  # noqa: E402
 from lab_utils.training.variants import LAB_VARIANTS, train_variant  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -60,8 +61,9 @@ def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole") ->
     loss_fn = None if focus == "whole" else focused_loss(float(focus.removeprefix("centre")))
     model = DBVAE(latent_dim=profile.latent_dim, kl_weight=kl, seed=seed, loss_fn=loss_fn)
     t0 = time.perf_counter()
-    _, log = trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, rule=in_loop, resample=rule is not None,
-                                  batch_size=profile.batch_size, seed=seed, verbose=0)
+    _, log = trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, resample=rule is not None,
+                                  resampling=ResamplingOptions(rule=in_loop), batch_size=profile.batch_size, seed=seed,
+                                  verbose=0)
     seconds = time.perf_counter() - t0
     epochs = [{"epoch": e["epoch"], "darker_share": float(np.asarray(e["sampling_probs"])[darker].sum()),
                "ess_fraction": None if e["diagnostics"] is None else e["diagnostics"]["ess_fraction"]} for e in log]

@@ -10,6 +10,7 @@ from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn.models import DBVAE
 from lab_utils.training import resampling
 from lab_utils.training.resampling import (
+    ResamplingOptions,
     compute_sampling_probs,
     encode_faces,
     histogram_weights,
@@ -161,7 +162,7 @@ def test_entry_points_read_only_face_images(trapped_dataset):
     ds = trapped_dataset
     mu = encode_faces(MeanColourModel(), ds, batch_size=7)
     np.testing.assert_allclose(mu, ds.images[ds.face_idx].astype(np.float32).mean(axis=(1, 2)) / 255, rtol=1e-5)
-    probs, diag = compute_sampling_probs(MeanColourModel(), ds, batch_size=7, rule="max", bins=4)
+    probs, diag = compute_sampling_probs(MeanColourModel(), ds, ResamplingOptions(rule="max", bins=4), batch_size=7)
     np.testing.assert_allclose(probs, histogram_weights(mu, rule="max", bins=4))
     assert diag == resampling_diagnostics(probs)
 

@@ -16,7 +16,7 @@ from lab_utils.nn.models import DBVAE, VAE, build_cnn
 from lab_utils.core.env import seed_everything
 from lab_utils.training import callbacks as callbacks_module
 from lab_utils.training.callbacks import ResamplingCallback
-from lab_utils.training.resampling import resampling_diagnostics
+from lab_utils.training.resampling import ResamplingOptions, resampling_diagnostics
 from lab_utils.training.sampler import FaceBatchSampler
 from lab_utils.training.trainers import (
     predict_face_probs,
@@ -157,7 +157,7 @@ def test_uniform_control_and_delayed_start(train):
     assert all(entry["drawn_face_counts"].sum() == 3 * BATCH // 2 for entry in control.log)  # reset per epoch
 
     sampler = FaceBatchSampler(train, BATCH)
-    delayed = ResamplingCallback(sampler, start_epoch=1, every=2, rule="max")
+    delayed = ResamplingCallback(sampler, ResamplingOptions(start_epoch=1, every=2, rule="max"))
     run_callback_epochs(delayed, sampler, 4)
     assert [entry["recomputed"] for entry in delayed.log] == [False, True, False, True]
     assert delayed.log[0]["diagnostics"] is None and delayed.log[1]["diagnostics"]["ess"] > 1
@@ -175,9 +175,9 @@ def test_concentrated_weights_warn(monkeypatch):
     with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='principal_max'.*Raise alpha\."):
         run_callback_epochs(ResamplingCallback(sampler), sampler, 2)
     with pytest.warns(RuntimeWarning, match="rule='max'.*Raise alpha, histogram fewer dims\\."):
-        run_callback_epochs(ResamplingCallback(sampler, rule="max"), sampler, 2)
+        run_callback_epochs(ResamplingCallback(sampler, ResamplingOptions(rule="max")), sampler, 2)
     with pytest.warns(RuntimeWarning, match="rule='product'.*or use rule='principal_max'"):
-        run_callback_epochs(ResamplingCallback(sampler, rule="product"), sampler, 2)
+        run_callback_epochs(ResamplingCallback(sampler, ResamplingOptions(rule="product")), sampler, 2)
 
     healthy = np.full(n, 1.0 / n)
     monkeypatch.setattr(callbacks_module, "compute_sampling_probs",
@@ -255,8 +255,12 @@ def test_trainers_reject_the_wrong_model(train):
         train_vae(VAE(latent_dim=2), train, epochs=1, steps_per_epoch=0)
     with pytest.raises(ValueError, match="ema_momentum"):
         train_classifier(build_cnn(width=0.25), train, epochs=1, ema_momentum=1.0)
-    with pytest.raises(ValueError, match="rule"):
-        train_dbvae(DBVAE(latent_dim=2), train, epochs=1, rule="mean")
+    with pytest.raises(ValueError, match="rule must be one of"):  # before any model is built or trained
+        ResamplingOptions(rule="mean")
+    with pytest.raises(ValueError, match="every"):
+        ResamplingOptions(every=0)
+    with pytest.raises(ValueError, match="must be a ResamplingOptions"):
+        train_dbvae(DBVAE(latent_dim=2), train, epochs=1, resampling={"rule": "max"})
 
 
 def weights_after(train, loss_fn, kind: str) -> list[np.ndarray]:
@@ -305,7 +309,7 @@ def test_a_resampling_rule_function_is_what_draws_the_faces(train):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # one face is a collapsed ESS, by design here
         _, log = train_dbvae(model, train, epochs=2, batch_size=BATCH, steps_per_epoch=3, ema_momentum=None,
-                             rule=first_face_only, bins=7, alpha=0.5, verbose=0)
+                             resampling=ResamplingOptions(rule=first_face_only, bins=7, alpha=0.5), verbose=0)
     assert calls == [((len(train.face_idx), 4), 7, 0.5)]
     assert log[1]["drawn_face_counts"][0] == log[1]["drawn_face_counts"].sum() > 0
 
@@ -314,7 +318,7 @@ def test_a_resampling_rule_function_is_what_draws_the_faces(train):
 
     with pytest.raises(ValueError, match="rule 'wrong_length' returned shape"):
         train_dbvae(DBVAE(latent_dim=4, seed=0), train, epochs=2, batch_size=BATCH, steps_per_epoch=2,
-                    ema_momentum=None, rule=wrong_length, verbose=0)
+                    ema_momentum=None, resampling=ResamplingOptions(rule=wrong_length), verbose=0)
 
 
 @pytest.mark.parametrize("rate", [float("nan"), -1e-3, 0.0, "fast"])

@@ -4,20 +4,11 @@ model's own latent space at the start of an epoch, and logs who was drawn."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from lab_utils.training.resampling import (
-    DEFAULT_ALPHA,
-    DEFAULT_BINS,
-    DEFAULT_RULE,
-    Rule,
-    check_weight_options,
-    compute_sampling_probs,
-    rule_name,
-)
+from lab_utils.training.resampling import ResamplingOptions, check_options, compute_sampling_probs, rule_name
 from lab_utils.training.sampler import FaceBatchSampler
 from lab_utils.core.validation import integer
 
@@ -29,8 +20,8 @@ sees the same few faces over and over stops finding faces at all (README "What t
 class ResamplingCallback(keras.callbacks.Callback):
     """At the start of an epoch, re-weight the sampler's faces from the model's current latent means.
 
-    The first recompute is at ``start_epoch`` (default 1): before any training the latent space is random,
-    and the product rule on random latents puts almost all weight on one face, so the first epoch samples
+    The first recompute is at ``options.start_epoch`` (default 1): before any training the latent space is
+    random, and the product rule on random latents puts almost all weight on one face, so the first epoch samples
     uniformly.
 
     ``log`` gets one entry per epoch: ``epoch``, ``recomputed`` (bool), ``diagnostics`` (ESS, max/mean
@@ -43,35 +34,28 @@ class ResamplingCallback(keras.callbacks.Callback):
     def __init__(
         self,
         sampler: FaceBatchSampler,
+        options: ResamplingOptions = ResamplingOptions(),
         *,
         resample: bool = True,
-        every: int = 1,
-        start_epoch: int = 1,
-        bins: int = DEFAULT_BINS,
-        alpha: float = DEFAULT_ALPHA,
-        rule: str | Rule = DEFAULT_RULE,
-        dims: Sequence[int] | None = None,
         batch_size: int = 256,
     ) -> None:
         super().__init__()
-        check_weight_options(bins, alpha, rule)
         self.sampler = sampler
+        self.options = check_options(options)
         self.resample = bool(resample)
-        self.every = integer("every", every)
-        self.start_epoch = integer("start_epoch", start_epoch, minimum=0)
-        self.weight_options = {"bins": bins, "alpha": alpha, "rule": rule, "dims": dims}
         self.batch_size = integer("batch_size", batch_size)
         self.log: list[dict[str, Any]] = []
         self._diagnostics: dict[str, float] | None = None
 
     def _due(self, epoch: int) -> bool:
-        return self.resample and epoch >= self.start_epoch and (epoch - self.start_epoch) % self.every == 0
+        start, every = self.options.start_epoch, self.options.every
+        return self.resample and epoch >= start and (epoch - start) % every == 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._diagnostics = None
         if self._due(epoch):
-            probs, self._diagnostics = compute_sampling_probs(self.model, self.sampler.dataset,
-                                                          batch_size=self.batch_size, **self.weight_options)
+            probs, self._diagnostics = compute_sampling_probs(self.model, self.sampler.dataset, self.options,
+                                                              batch_size=self.batch_size)
             self.sampler.set_sampling_probs(probs)
             self._warn_if_concentrated(epoch)
         self.sampler.reset_counts()
@@ -79,14 +63,13 @@ class ResamplingCallback(keras.callbacks.Callback):
     def _warn_if_concentrated(self, epoch: int) -> None:
         ess, n = self._diagnostics["ess"], self._diagnostics["n_faces"]
         if ess < LOW_ESS_FRACTION * n:
-            options = self.weight_options
-            name = rule_name(options["rule"])
+            name = rule_name(self.options.rule)
             advice = ("Raise alpha" + ("" if name == "principal_max" else ", histogram fewer dims")
                       + (", or use rule='principal_max'" if name == "product" else ""))
             warnings.warn(
                 f"Epoch {epoch}: the resampling weights are worth only {ess:.1f} of {n:.0f} faces (effective "
                 f"sample size), so the detector sees the same few faces over and over (rule={name!r}, "
-                f"alpha={options['alpha']:g}). {advice}.",
+                f"alpha={self.options.alpha:g}). {advice}.",
                 RuntimeWarning, stacklevel=2,
             )
 

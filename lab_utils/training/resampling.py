@@ -9,6 +9,7 @@ paper's claim; a lab measures the effect afterwards, from attributes, outside th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -122,6 +123,40 @@ def check_weight_options(bins: int, alpha: float, rule: str | Rule) -> None:
                          f"function rule(mu, bins, alpha) -> probabilities, got {rule!r}.")
 
 
+@dataclass(frozen=True)
+class ResamplingOptions:
+    """How the DB-VAE re-weights its faces, in one object that the trainer, the callback and
+    :func:`compute_sampling_probs` share; checked once, when it is made, so a bad option fails before training.
+
+    ``rule`` is a name in :data:`RULES` or your own ``rule(mu, bins, alpha) -> probabilities``; ``dims`` restricts
+    the density to some latent dimensions; the weights are recomputed at the start of epoch ``start_epoch`` (before
+    it the latent space is untrained) and every ``every`` epochs after it.
+    """
+
+    rule: str | Rule = DEFAULT_RULE
+    alpha: float = DEFAULT_ALPHA
+    bins: int = DEFAULT_BINS
+    dims: Sequence[int] | None = None
+    every: int = 1
+    start_epoch: int = 1
+
+    def __post_init__(self) -> None:
+        check_weight_options(self.bins, self.alpha, self.rule)
+        integer("every", self.every)
+        integer("start_epoch", self.start_epoch, minimum=0)
+        if self.dims is not None:
+            object.__setattr__(self, "dims", tuple(self.dims))  # frozen: a caller's list cannot change it later
+
+
+def check_options(options: Any) -> ResamplingOptions:
+    """``options`` if it is a :class:`ResamplingOptions` (already checked when made), else a ValueError saying how to
+    make one."""
+    if not isinstance(options, ResamplingOptions):
+        raise ValueError(f"options must be a ResamplingOptions, e.g. ResamplingOptions(rule='max', alpha=1e-3), got "
+                         f"{type(options).__name__}.")
+    return options
+
+
 def rule_name(rule: str | Rule) -> str:
     """A rule's name for logs and warnings: the registered name, else the function's."""
     return rule if isinstance(rule, str) else getattr(rule, "__name__", type(rule).__name__)
@@ -161,12 +196,16 @@ def histogram_weights(
     """Sampling probability per face (float64, sums to 1) from latent means ``mu`` (N, k) by ``rule``: a name
     in :data:`RULES` or your own function ``rule(mu, bins, alpha)``. ``dims`` restricts the histograms to some
     latent dimensions. Degenerate input (one face, identical latents) gives uniform probabilities."""
-    check_weight_options(bins, alpha, rule)
+    return _weights(mu, ResamplingOptions(rule=rule, alpha=alpha, bins=bins, dims=dims))
+
+
+def _weights(mu: np.ndarray, options: ResamplingOptions) -> np.ndarray:
+    """:func:`histogram_weights` with options already checked."""
     mu = _check_mu(mu)
-    mu = mu[:, _select_dims(dims, mu.shape[1])]
-    fn = RULES[rule] if isinstance(rule, str) else rule
-    probs = np.asarray(fn(mu, bins, alpha), dtype=np.float64)
-    name = rule_name(rule)
+    mu = mu[:, _select_dims(options.dims, mu.shape[1])]
+    fn = RULES[options.rule] if isinstance(options.rule, str) else options.rule
+    probs = np.asarray(fn(mu, options.bins, options.alpha), dtype=np.float64)
+    name = rule_name(options.rule)
     if probs.shape != (len(mu),):
         raise ValueError(f"The resampling rule {name!r} returned shape {probs.shape}; it must return one "
                          f"probability per face, shape ({len(mu)},).")
@@ -214,17 +253,14 @@ def encode_faces(model: Any, dataset: FaceDataset, *, batch_size: int = 256,
 def compute_sampling_probs(
     model: Any,
     dataset: FaceDataset,
+    options: ResamplingOptions = ResamplingOptions(),
     *,
-    bins: int = DEFAULT_BINS,
-    alpha: float = DEFAULT_ALPHA,
-    rule: str | Rule = DEFAULT_RULE,
-    dims: Sequence[int] | None = None,
     batch_size: int = 256,
     progress: bool | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """Encode the faces and turn their latent means into sampling probabilities (``face_idx`` order),
-    with :func:`resampling_diagnostics` of the result."""
-    check_weight_options(bins, alpha, rule)
+    """Encode the faces and turn their latent means into sampling probabilities (``face_idx`` order) by
+    ``options``, with :func:`resampling_diagnostics` of the result."""
+    check_options(options)
     mu = encode_faces(model, dataset, batch_size=batch_size, progress=progress)
-    probs = histogram_weights(mu, bins=bins, alpha=alpha, rule=rule, dims=dims)
+    probs = _weights(mu, options)
     return probs, resampling_diagnostics(probs)

@@ -20,13 +20,7 @@ from lab_utils.nn import backend
 from lab_utils.nn.models import DBVAE, VAE, predict_logits
 from lab_utils.core.env import fit_verbosity, seed_everything
 from lab_utils.training.callbacks import ResamplingCallback
-from lab_utils.training.resampling import (
-    DEFAULT_ALPHA,
-    DEFAULT_BINS,
-    DEFAULT_RULE,
-    PROGRESS_MIN_IMAGES,
-    Rule,
-)
+from lab_utils.training.resampling import PROGRESS_MIN_IMAGES, ResamplingOptions
 from lab_utils.training.sampler import FaceBatchSampler
 from lab_utils.core import validation
 from lab_utils.core.validation import integer, number
@@ -158,12 +152,7 @@ def train_dbvae(
     *,
     epochs: int,
     resample: bool = True,
-    rule: str | Rule = DEFAULT_RULE,
-    alpha: float = DEFAULT_ALPHA,
-    bins: int = DEFAULT_BINS,
-    dims: Sequence[int] | None = None,
-    recompute_every: int = 1,
-    resample_start_epoch: int = 1,
+    resampling: ResamplingOptions = ResamplingOptions(),
     batch_size: int = 32,
     steps_per_epoch: int | None = None,
     learning_rate: float = LEARNING_RATE,
@@ -175,12 +164,12 @@ def train_dbvae(
     jit_compile: bool | str = "auto",
     steps_per_execution: int = 1,
 ) -> tuple[keras.callbacks.History, list[dict[str, Any]]]:
-    """Train a DB-VAE on half-face batches, re-weighting faces by latent density from epoch
-    ``resample_start_epoch`` on (see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling
-    control with the same model, loss and log; with ``sampling_probs`` (``train.face_idx`` order) it gives a
-    fixed-weight control such as a label-aware oracle (with resampling they only apply until the first recompute).
-    ``rule`` is a name in ``resampling.RULES`` or your own function ``rule(mu, bins, alpha) -> probabilities``
-    (Lab 3 trains with the student's); a warning says when the weights collapse onto a few faces.
+    """Train a DB-VAE on half-face batches, re-weighting faces by latent density as ``resampling`` says (its rule,
+    smoothing and schedule; see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling control
+    with the same model, loss and log; with ``sampling_probs`` (``train.face_idx`` order) it gives a fixed-weight
+    control such as a label-aware oracle (with resampling they only apply until the first recompute). The rule is a
+    name in ``resampling.RULES`` or your own function ``rule(mu, bins, alpha) -> probabilities`` (Lab 3 trains with
+    the student's); a warning says when the weights collapse onto a few faces.
     Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
     """
     if not isinstance(dbvae, DBVAE):
@@ -188,8 +177,7 @@ def train_dbvae(
     batch_size = integer("batch_size", batch_size)
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
-    resampler = ResamplingCallback(sampler, resample=resample, every=recompute_every,
-                                   start_epoch=resample_start_epoch, bins=bins, alpha=alpha, rule=rule, dims=dims)
+    resampler = ResamplingCallback(sampler, resampling, resample=resample)
     history = _fit(
         dbvae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
         learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=[resampler, *callbacks],

@@ -22,7 +22,7 @@ from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.losses import DBVAE_KL_WEIGHT, DBVAE_RECON, RECONSTRUCTION_KINDS, VAE_KL_WEIGHT, VAE_RECON
 from lab_utils.training import trainers
 from lab_utils.training.remedies import REMEDIES, train_with_remedy
-from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE
+from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, ResamplingOptions
 
 KINDS = ("cnn", "vae", "dbvae")
 
@@ -148,8 +148,9 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
         history = trainers.train_vae(model, train, epochs=epochs or profile.vae_epochs, **common)
     else:
         history, log = trainers.train_dbvae(
-            model, train, epochs=epochs or profile.dbvae_epochs, resample=variant.resample, rule=variant.rule,
-            alpha=variant.alpha, sampling_probs=sampling_probs, **common)
+            model, train, epochs=epochs or profile.dbvae_epochs, resample=variant.resample,
+            resampling=ResamplingOptions(rule=variant.rule, alpha=variant.alpha), sampling_probs=sampling_probs,
+            **common)
     record["train_seconds"] = time.perf_counter() - start
     record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     record["resampling_log"] = log
