@@ -44,7 +44,7 @@ CNN = "CNN (baseline)"
 CONTROLS = (UNIFORM, CNN)
 
 
-def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole") -> dict[str, Any]:
+def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole", every: int = 1) -> dict[str, Any]:
     train, test = benchmark.load_benchmark(benchmark.config_from_profile(profile, seed=seed), progress=False)
     darker = np.asarray(train.attributes["darker"])[train.face_idx] == 1
     if rule_label == CNN:  # the detector the DB-VAE is compared with, on the same data and seed
@@ -62,12 +62,17 @@ def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole") ->
     model = DBVAE(latent_dim=profile.latent_dim, kl_weight=kl, seed=seed, loss_fn=loss_fn)
     t0 = time.perf_counter()
     _, log = trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, resample=rule is not None,
-                                  resampling=ResamplingOptions(rule=in_loop), batch_size=profile.batch_size, seed=seed,
-                                  verbose=0)
+                                  resampling=ResamplingOptions(rule=in_loop, every=every),
+                                  batch_size=profile.batch_size, seed=seed, verbose=0)
     seconds = time.perf_counter() - t0
-    epochs = [{"epoch": e["epoch"], "darker_share": float(np.asarray(e["sampling_probs"])[darker].sum()),
-               "ess_fraction": None if e["diagnostics"] is None else e["diagnostics"]["ess_fraction"]} for e in log]
-    return {"rule": rule_label, "focus": focus, "kl_weight": kl, "seed": seed, "train_seconds": seconds,
+    epochs, weighted = [], False
+    for e in log:  # an epoch that keeps the weights of an earlier recompute reports their ESS too
+        weighted = weighted or e["recomputed"]
+        probs = np.asarray(e["sampling_probs"])
+        epochs.append({"epoch": e["epoch"], "darker_share": float(probs[darker].sum()),
+                       "ess_fraction": float(1.0 / np.sum(probs ** 2) / len(probs)) if weighted else None})
+    return {"rule": rule_label, "focus": focus, "every": every, "kl_weight": kl, "seed": seed,
+            "train_seconds": seconds,
             "per_epoch": epochs, "latent": latent_criteria(model, test, seed),
             "base_rate": float(darker.mean()), "detector": detector_view(model, test)}
 
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"names in rule_search.candidates(), or the controls {CONTROLS}")
     parser.add_argument("--focus", default="whole", help="the reconstruction: 'whole' or 'centreS' (face_focus.py)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recompute-every", type=int, default=1,
+                        help="epochs between recomputes from epoch 1 (more than the epochs left: computed once)")
     parser.add_argument("--name", default="rule_in_training")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown rules {unknown}; choose from {sorted(candidates())}")
     profile = get_profile(args.profile)
     checkpoint = RESULTS / f"{args.name}.partial.json"
-    identity = {k: getattr(args, k) for k in ("profile", "kl_weight", "rules", "seeds", "focus")}
+    identity = {k: getattr(args, k) for k in ("profile", "kl_weight", "rules", "seeds", "focus", "recompute_every")}
     runs, minutes_before = resumed(checkpoint, identity, args.resume, parser)
     done = {(r["rule"], r["seed"]) for r in runs}
     start = time.perf_counter()
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         for rule in args.rules:
             if (rule, seed) in done:
                 continue
-            runs.append(run(rule, args.kl_weight, seed, profile, args.focus))
+            runs.append(run(rule, args.kl_weight, seed, profile, args.focus, args.recompute_every))
             save_checkpoint(checkpoint, identity, runs, minutes_before + (time.perf_counter() - start) / 60)
             r = runs[-1]
             drawn = f"{100 * r['per_epoch'][-1]['darker_share']:.1f}%" if r["per_epoch"] else "-"
