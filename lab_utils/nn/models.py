@@ -153,9 +153,9 @@ class _LatentModel(keras.Model):
     kind = ""
     reference_loss: Callable[..., Any]
 
-    def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = "l1",
-                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
-                 reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, latent_dim: int, kl_weight: float, recon: str, seed: int | None,
+                 loss_fn: Callable[..., Any] | None, reparameterize_fn: Callable[..., Any] | None,
+                 **kwargs: Any) -> None:  # no defaults here: the VAE and the DB-VAE each name their own
         super().__init__(**kwargs)
         _check_loss_options(kl_weight, recon)
         self.latent_dim = integer("latent_dim", latent_dim)
