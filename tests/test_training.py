@@ -122,8 +122,10 @@ def test_dbvae_learns_and_logs_resampling(train, test):
     assert set(history.history) == {"loss", "classification_loss", "reconstruction_loss", "kl_loss", "accuracy"}
     assert [entry["epoch"] for entry in log] == list(range(epochs))
     n_faces = len(train.face_idx)
-    # Epoch 0 samples uniformly (the latent space is still random); recomputes start with epoch 1.
-    assert [entry["recomputed"] for entry in log] == [False, True, True]
+    # Epoch 0 samples uniformly (the latent space is still random); the weights are computed at the start of epoch 1
+    # and kept (resampling.RECOMPUTE_EVERY is None: once).
+    assert [entry["recomputed"] for entry in log] == [False, True, False]
+    np.testing.assert_array_equal(log[2]["sampling_probs"], log[1]["sampling_probs"])
     np.testing.assert_allclose(log[0]["sampling_probs"], 1 / n_faces)
     assert 1.0 <= log[1]["diagnostics"]["ess"] <= n_faces
     for entry in log:

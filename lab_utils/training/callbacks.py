@@ -20,9 +20,9 @@ sees the same few faces over and over stops finding faces at all (README "What t
 class ResamplingCallback(keras.callbacks.Callback):
     """At the start of an epoch, re-weight the sampler's faces from the model's current latent means.
 
-    The first recompute is at ``options.start_epoch`` (default 1): before any training the latent space is
+    The weights are first computed at ``options.start_epoch`` (default 1): before any training the latent space is
     random, and the product rule on random latents puts almost all weight on one face, so the first epoch samples
-    uniformly.
+    uniformly. They are kept from then on, or recomputed every ``options.every`` epochs.
 
     ``log`` gets one entry per epoch: ``epoch``, ``recomputed`` (bool), ``diagnostics`` (ESS, max/mean
     weight; None when not recomputed), ``sampling_probs`` in use and ``drawn_face_counts`` (how often each
@@ -49,7 +49,8 @@ class ResamplingCallback(keras.callbacks.Callback):
 
     def _due(self, epoch: int) -> bool:
         start, every = self.options.start_epoch, self.options.every
-        return self.resample and epoch >= start and (epoch - start) % every == 0
+        due = epoch == start if every is None else epoch >= start and (epoch - start) % every == 0
+        return self.resample and due
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._diagnostics = None

@@ -28,6 +28,12 @@ rule hardly moves the sampling, and the paper's product over 32 dimensions colla
 (benchmarks/FINDINGS.md); both stay registered, one argument away."""
 DEFAULT_ALPHA = 1e-3
 DEFAULT_BINS = 10
+RECOMPUTE_EVERY: int | None = None
+"""The labs' schedule: the weights are computed once, at the start of epoch 1 from the latent space one uniform
+epoch has learned, and kept (``None``); an integer recomputes them every that many epochs, as the paper does every
+epoch. Recomputed every epoch, the darker share drawn swings from one epoch to the next (the encoder, shown some
+faces more often, encodes them differently); computed once, it is the first recompute's share
+(benchmarks/FINDINGS.md)."""
 PROGRESS_MIN_IMAGES = 10_000
 
 Rule = Callable[..., np.ndarray]
@@ -129,20 +135,22 @@ class ResamplingOptions:
     :func:`compute_sampling_probs` share; checked once, when it is made, so a bad option fails before training.
 
     ``rule`` is a name in :data:`RULES` or your own ``rule(mu, bins, alpha) -> probabilities``; ``dims`` restricts
-    the density to some latent dimensions; the weights are recomputed at the start of epoch ``start_epoch`` (before
-    it the latent space is untrained) and every ``every`` epochs after it.
+    the density to some latent dimensions; the weights are computed at the start of epoch ``start_epoch`` (before it
+    the latent space is untrained) and, unless ``every`` is None (computed once: :data:`RECOMPUTE_EVERY`), again
+    every ``every`` epochs after it.
     """
 
     rule: str | Rule = DEFAULT_RULE
     alpha: float = DEFAULT_ALPHA
     bins: int = DEFAULT_BINS
     dims: Sequence[int] | None = None
-    every: int = 1
+    every: int | None = RECOMPUTE_EVERY
     start_epoch: int = 1
 
     def __post_init__(self) -> None:
         check_weight_options(self.bins, self.alpha, self.rule)
-        integer("every", self.every)
+        if self.every is not None:
+            integer("every", self.every, hint=" (or None: computed once)")
         integer("start_epoch", self.start_epoch, minimum=0)
         if self.dims is not None:
             object.__setattr__(self, "dims", tuple(self.dims))  # frozen: a caller's list cannot change it later

@@ -22,7 +22,7 @@ from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.losses import DBVAE_KL_WEIGHT, DBVAE_RECON, RECONSTRUCTION_KINDS, VAE_KL_WEIGHT, VAE_RECON
 from lab_utils.training import trainers
 from lab_utils.training.remedies import REMEDIES, train_with_remedy
-from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, ResamplingOptions
+from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, RECOMPUTE_EVERY, ResamplingOptions
 
 KINDS = ("cnn", "vae", "dbvae")
 
@@ -36,6 +36,7 @@ class Variant:
     resample: bool = False
     rule: str = DEFAULT_RULE
     alpha: float = DEFAULT_ALPHA
+    recompute_every: int | None = RECOMPUTE_EVERY  # None: the weights are computed once, after the first epoch
     kl_weight: float = DBVAE_KL_WEIGHT
     recon: str = DBVAE_RECON  # the reconstruction term (lab_utils.nn.losses.RECONSTRUCTION_KINDS)
     oracle_darker_share: float | None = None  # label-aware sampling: share of darker faces per batch
@@ -149,8 +150,8 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     else:
         history, log = trainers.train_dbvae(
             model, train, epochs=epochs or profile.dbvae_epochs, resample=variant.resample,
-            resampling=ResamplingOptions(rule=variant.rule, alpha=variant.alpha), sampling_probs=sampling_probs,
-            **common)
+            resampling=ResamplingOptions(rule=variant.rule, alpha=variant.alpha, every=variant.recompute_every),
+            sampling_probs=sampling_probs, **common)
     record["train_seconds"] = time.perf_counter() - start
     record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     record["resampling_log"] = log
