@@ -160,8 +160,8 @@ def check_options(options: Any) -> ResamplingOptions:
     """``options`` if it is a :class:`ResamplingOptions` (already checked when made), else a ValueError saying how to
     make one."""
     if not isinstance(options, ResamplingOptions):
-        raise ValueError(f"options must be a ResamplingOptions, e.g. ResamplingOptions(rule='max', alpha=1e-3), got "
-                         f"{type(options).__name__}.")
+        raise ValueError(f"The resampling settings must be a ResamplingOptions, e.g. ResamplingOptions(rule='max', "
+                         f"alpha=1e-3), got {type(options).__name__}.")
     return options
 
 
