@@ -124,7 +124,8 @@ def reconstruction_loss(x: Any, x_hat: Any, recon: str = "l1") -> Any:
     if recon == "l1_centre":
         if _shape(err) is not None and tuple(err.shape[1:3]) != (64, 64):
             raise ValueError(f"recon='l1_centre' weights 64x64 images; got x of shape {tuple(err.shape)}.")
-        err = err * centre_weights()
+        # As a tensor: PyTorch will not multiply a tensor that needs gradients by a NumPy array.
+        err = err * ops.convert_to_tensor(centre_weights(), dtype=err.dtype)
     return ops.mean(ops.reshape(err, (ops.shape(err)[0], -1)), axis=-1)
 
 
