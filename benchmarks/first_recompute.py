@@ -30,6 +30,7 @@ from latent_search import finish, header  # noqa: E402
 from rule_search import score  # noqa: E402
 
 from lab_utils.core.env import output_dir  # noqa: E402
+from lab_utils.core.files import atomic_path  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
@@ -76,10 +77,8 @@ def first_recompute_means(seed: int, profile, cache: Path) -> tuple[np.ndarray, 
     seconds = time.perf_counter() - t0
     if "mu" not in captured:
         raise RuntimeError(f"seed {seed}: training ended without a recompute; the profile has one epoch only?")
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f"seed{seed}.tmp.npz"
-    np.savez_compressed(tmp, mu=captured["mu"], darker=darker, seconds=seconds)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".npz") as tmp:  # a killed run leaves no half-written cache
+        np.savez_compressed(tmp, mu=captured["mu"], darker=darker, seconds=seconds)
     return captured["mu"], darker, seconds
 
 

@@ -33,6 +33,7 @@ from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.evaluation.sampling import resampling_diagnostics  # noqa: E402
 from lab_utils.training.resampling import ResamplingOptions  # noqa: E402
 from lab_utils.training.variants import LAB_VARIANTS, train_variant  # noqa: E402
 
@@ -70,7 +71,7 @@ def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole", ev
         weighted = weighted or e["recomputed"]
         probs = np.asarray(e["sampling_probs"])
         epochs.append({"epoch": e["epoch"], "darker_share": float(probs[darker].sum()),
-                       "ess_fraction": float(1.0 / np.sum(probs ** 2) / len(probs)) if weighted else None})
+                       "ess_fraction": resampling_diagnostics(probs)["ess_fraction"] if weighted else None})
     return {"rule": rule_label, "focus": focus, "every": every, "kl_weight": kl, "seed": seed,
             "train_seconds": seconds,
             "per_epoch": epochs, "latent": latent_criteria(model, test, seed),
