@@ -28,6 +28,7 @@ from lab_utils.nn.backbones import BACKBONES, build_backbone  # noqa: E402
 from lab_utils.core.env import machine_summary, seed_everything  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.training.config import TrainingConfig  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             seed_everything(repeat)
             model, timer = build_backbone(name), EpochTimer()
             trainers.train_classifier(model, train, epochs=args.epochs, seed=repeat, callbacks=[timer], verbose=0,
-                                      ema_momentum=None)
+                                      config=TrainingConfig(ema_momentum=None))
             rows[name]["epochs"] += timer.seconds[1:]
             print(f"repeat {repeat + 1}: {name:>8} {min(timer.seconds[1:]):.1f} s per epoch", flush=True)
     images_per_epoch = (len(train) // 32) * 32

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from throughput import EMA_MOMENTUM, LEARNING_RATE, EpochTimer  # noqa: E402
+from throughput import DEFAULTS, EpochTimer  # noqa: E402
 
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.core.backend import BACKENDS  # noqa: E402 - a worker's KERAS_BACKEND is set before it starts
@@ -80,9 +80,9 @@ def train_ours(kind: str, setting: dict, train, args) -> list[float]:
 
     seed_everything(args.seed)
     timer = EpochTimer()
-    common = {"epochs": args.epochs, "batch_size": args.batch_size, "steps_per_epoch": args.steps,
-              "learning_rate": LEARNING_RATE, "ema_momentum": EMA_MOMENTUM if setting.get("ema", True) else None,
-              "seed": args.seed, "callbacks": [timer], "verbose": 0,
+    config = DEFAULTS.replace(batch_size=args.batch_size,
+                              ema_momentum=DEFAULTS.ema_momentum if setting.get("ema", True) else None)
+    common = {"epochs": args.epochs, "config": config, "steps_per_epoch": args.steps, "seed": args.seed, "callbacks": [timer], "verbose": 0,
               "jit_compile": setting["jit_compile"], "steps_per_execution": setting.get("steps_per_execution", 1)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -94,7 +94,7 @@ def train_ours(kind: str, setting: dict, train, args) -> list[float]:
             trainers.train_dbvae(models.DBVAE(args.latent_dim, seed=args.seed), train, resample=False, **common)
         else:  # the decoder alone, z -> image with an L1 loss: the transposed convolutions in isolation
             decoder = models.build_decoder(args.latent_dim)
-            decoder.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mae",
+            decoder.compile(optimizer=keras.optimizers.Adam(DEFAULTS.learning_rate), loss="mae",
                             jit_compile=setting["jit_compile"],
                             steps_per_execution=setting.get("steps_per_execution", 1))
             n = args.steps * args.batch_size
@@ -123,7 +123,7 @@ def train_reference_style(kind: str, h5_path: Path, args) -> list[float]:
         sel = np.concatenate([rng.choice(pos, n // 2), rng.choice(neg, n - n // 2)])
         return (images[sel][..., ::-1] / 255.0).astype(np.float32), labels[sel]
 
-    optimizer = keras.optimizers.Adam(LEARNING_RATE)
+    optimizer = keras.optimizers.Adam(DEFAULTS.learning_rate)
     if kind == "cnn":
         model = models.build_cnn()
 

@@ -72,6 +72,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     # same, with the weights computed once after the first epoch (first_recompute_*.md).
     Variant("dbvae_principal_max_centre_once", resample=True, rule="principal_max", kl_weight=5e-4, recon="l1_centre",
             recompute_every=None),
+    # The same with the VGG-style encoder body (Lab 5's fairest detector body), and its uniform control.
+    Variant("dbvae_vgg_once", resample=True, rule="principal_max", kl_weight=5e-4, recon="l1_centre",
+            recompute_every=None, backbone="vgg"),
+    Variant("dbvae_vgg_uniform", resample=False, kl_weight=5e-4, recon="l1_centre", backbone="vgg"),
 ]}
 LAB_DBVAE = "dbvae_principal_max_centre_once"  # the labs' default DB-VAE, also the remedies' generator
 REMEDY_VARIANTS: dict[str, Variant] = {v.name: v for v in [

@@ -30,12 +30,14 @@ from lab_utils.core.files import write_text_atomic
 from lab_utils.nn.models import build_cnn
 from lab_utils.core.env import data_dir, machine_summary
 from lab_utils.training import trainers
+from lab_utils.training.config import TrainingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONDITIONS = {"biased": 0.05, "balanced": 0.5}
 THRESHOLD = 0.5
 QUICK_SIZES = dict(n_train_faces=4_000, n_train_nonfaces=4_000, n_test_per_group=150, n_test_nonfaces=600)
 TIMED_IMAGES = 20_000
+CONFIG = TrainingConfig()  # the labs' batch, learning rate and EMA
 
 
 def ensure_ema_weights(model) -> float:
@@ -57,8 +59,7 @@ def run_condition(cfg: benchmark.BenchmarkConfig, epochs: int, cache_dir: Path) 
     train, test = benchmark.load_benchmark(cfg, cache_dir=cache_dir, progress=False)
     model = build_cnn()
     start = time.perf_counter()
-    trainers.train_classifier(model, train, epochs=epochs, batch_size=32, ema_momentum=trainers.EMA_MOMENTUM,
-                              seed=cfg.seed, verbose=0)
+    trainers.train_classifier(model, train, epochs=epochs, config=CONFIG, seed=cfg.seed, verbose=0)
     seconds = time.perf_counter() - start
     ema_change = ensure_ema_weights(model)
     result = evaluate(trainers.predict_face_probs(model, test, progress=False), test)
@@ -108,7 +109,7 @@ def markdown(report: dict) -> str:
     lines = ["# Embedded benchmark: frozen-difficulty check", "",
              f"Command: `{report['command']}`  ", f"Machine: {report['machine']}  ",
              f"Generator version {report['generator_version']}, seeds {report['seeds']}, {report['epochs']} epochs, "
-             f"batch 32, EMA momentum {trainers.EMA_MOMENTUM}, threshold {THRESHOLD}; sizes {report['sizes']}.", "",
+             f"batch {CONFIG.batch_size}, EMA momentum {CONFIG.ema_momentum}, threshold {THRESHOLD}; sizes {report['sizes']}.", "",
              "Training is multi-threaded on CPU and not bit-reproducible, so reruns differ by a few points per seed; "
              "the data are (same seed, same bytes).", "",
              "Recall and FPR in %, mean ± std over seeds (SE = std / sqrt(seeds)). "

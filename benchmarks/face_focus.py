@@ -36,6 +36,7 @@ from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.env import output_dir  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.training.config import TrainingConfig  # noqa: E402
 from lab_utils.training.resampling import resampling_diagnostics  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -63,8 +64,8 @@ def run(config: str, seed: int, profile, cache: Path) -> dict[str, Any]:
     loss_fn = None if focus == "whole" else focused_loss(float(focus.removeprefix("centre")))
     model = DBVAE(latent_dim=profile.latent_dim, kl_weight=kl, seed=seed, loss_fn=loss_fn)
     t0 = time.perf_counter()
-    trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, resample=False, batch_size=profile.batch_size,
-                         seed=seed, verbose=0)
+    trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, resample=False,
+                         config=TrainingConfig.for_profile(profile), seed=seed, verbose=0)
     out = {"config": config, "seed": seed, "train_seconds": time.perf_counter() - t0,
            **latent_criteria(model, test, seed), "detector": detector_view(model, test)}
     mu, attrs = cache_means(model, train, cache / f"dbvae_{focus}_kl{kl:g}_seed{seed}.npz")

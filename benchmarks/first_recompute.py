@@ -35,6 +35,7 @@ from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.training.config import TrainingConfig  # noqa: E402
 from lab_utils.training.resampling import ResamplingOptions, principal_max_rule  # noqa: E402
 
 
@@ -70,8 +71,8 @@ def first_recompute_means(seed: int, profile, cache: Path) -> tuple[np.ndarray, 
     model = DBVAE(latent_dim=profile.latent_dim, seed=seed)
     t0 = time.perf_counter()
     try:
-        trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, resampling=ResamplingOptions(rule=capture),
-                             batch_size=profile.batch_size, seed=seed, verbose=0)
+        trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, seed=seed, verbose=0,
+                             config=TrainingConfig.for_profile(profile, resampling=ResamplingOptions(rule=capture)))
     except _Captured:
         pass
     seconds = time.perf_counter() - t0

@@ -33,6 +33,7 @@ from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
+from lab_utils.training.config import TrainingConfig  # noqa: E402
 from lab_utils.evaluation.sampling import resampling_diagnostics  # noqa: E402
 from lab_utils.training.resampling import ResamplingOptions  # noqa: E402
 from lab_utils.training.variants import LAB_VARIANTS, train_variant  # noqa: E402
@@ -63,8 +64,9 @@ def run(rule_label: str, kl: float, seed: int, profile, focus: str = "whole", ev
     model = DBVAE(latent_dim=profile.latent_dim, kl_weight=kl, seed=seed, loss_fn=loss_fn)
     t0 = time.perf_counter()
     _, log = trainers.train_dbvae(model, train, epochs=profile.dbvae_epochs, resample=rule is not None,
-                                  resampling=ResamplingOptions(rule=in_loop, every=every),
-                                  batch_size=profile.batch_size, seed=seed, verbose=0)
+                                  config=TrainingConfig.for_profile(
+                                      profile, resampling=ResamplingOptions(rule=in_loop, every=every)),
+                                  seed=seed, verbose=0)
     seconds = time.perf_counter() - t0
     epochs, weighted = [], False
     for e in log:  # an epoch that keeps the weights of an earlier recompute reports their ESS too

@@ -43,13 +43,11 @@ from lab_utils.core.env import (
 )
 from lab_utils.training.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
 from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
-from lab_utils.training.trainers import (  # noqa: E402
-    EMA_MOMENTUM,
-    LEARNING_RATE,
-    train_classifier,
-    train_dbvae,
-    train_vae,
-)
+from lab_utils.training.config import TrainingConfig  # noqa: E402
+from lab_utils.training.trainers import train_classifier, train_dbvae, train_vae  # noqa: E402
+
+DEFAULTS = TrainingConfig()
+"""The labs' learning rate and EMA, which every timed path here trains with."""
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SHARE = 0.15
@@ -86,9 +84,8 @@ def build(kind: str, latent_dim: int, seed: int) -> keras.Model:
 def through_sampler(kind: str, ds: FaceDataset, args: argparse.Namespace) -> list[float]:
     """Epoch seconds when trained by lab_utils.training.trainers (DB-VAE without recomputes: timed separately)."""
     model, timer = build(kind, args.latent_dim, args.seed), EpochTimer()
-    common = {"epochs": args.epochs, "batch_size": args.batch_size, "steps_per_epoch": args.steps,
-              "learning_rate": LEARNING_RATE, "ema_momentum": EMA_MOMENTUM, "seed": args.seed,
-              "callbacks": [timer], "verbose": 0}
+    common = {"epochs": args.epochs, "config": DEFAULTS.replace(batch_size=args.batch_size), "steps_per_epoch": args.steps,
+              "seed": args.seed, "callbacks": [timer], "verbose": 0}
     with warnings.catch_warnings():  # short runs trip the EMA-horizon warning; the EMA cost is still paid
         warnings.simplefilter("ignore", UserWarning)
         if kind == "cnn":
@@ -110,7 +107,7 @@ def from_arrays(kind: str, ds: FaceDataset, args: argparse.Namespace) -> list[fl
     else:
         idx = np.concatenate([rng.choice(ds.face_idx, n // 2), rng.choice(ds.nonface_idx, n - n // 2)])
     x, y = ds.as_float(idx), ds.labels[idx]
-    optimizer = keras.optimizers.Adam(LEARNING_RATE, use_ema=True, ema_momentum=EMA_MOMENTUM)
+    optimizer = keras.optimizers.Adam(DEFAULTS.learning_rate, use_ema=True, ema_momentum=DEFAULTS.ema_momentum)
     if kind == "cnn":
         model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(from_logits=True),
                       metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)])

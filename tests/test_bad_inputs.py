@@ -23,6 +23,7 @@ from lab_utils.nn import models
 from lab_utils.core import env, profiles
 from lab_utils.running import run_labs
 from lab_utils.training import augmentation, model_cache, resampling, trainers, variants
+from lab_utils.training.config import TrainingConfig
 from lab_utils.training.sampler import FaceBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,13 +95,11 @@ PROBES = {
                               ["one loss per sample", "one number for the whole batch"]),
     "loss not callable": (lambda t: models.DBVAE(latent_dim=2, loss_fn="dbvae_loss"), ValueError,
                           ["must be a function"]),
-    "learning rate NaN": (lambda t: trainers.train_classifier(models.build_cnn(width=0.25), tiny(), epochs=1,
-                                                              learning_rate=float("nan"), verbose=0),
-                          ValueError, ["learning_rate must be a finite number > 0"]),
+    "learning rate NaN": (lambda t: TrainingConfig(learning_rate=float("nan")), ValueError,
+                          ["learning_rate must be a finite number > 0"]),
     "epochs zero": (lambda t: trainers.train_classifier(models.build_cnn(width=0.25), tiny(), epochs=0, verbose=0),
                     ValueError, ["epochs must be an integer >= 1"]),
-    "ema momentum 1": (lambda t: trainers.train_vae(models.VAE(latent_dim=2), tiny(), epochs=1, ema_momentum=1.0,
-                                                    verbose=0), ValueError, ["ema_momentum must be in [0, 1)"]),
+    "ema momentum 1": (lambda t: TrainingConfig(ema_momentum=1.0), ValueError, ["ema_momentum must be in [0, 1)"]),
     "wrong model for trainer": (lambda t: trainers.train_dbvae(models.build_cnn(width=0.25), tiny(), epochs=1),
                                 ValueError, ["expects a lab_utils.nn.models.DBVAE"]),
     "variant kind unknown": (lambda t: variants.Variant("x", kind="gan"), ValueError, ["kind must be one of"]),

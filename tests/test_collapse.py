@@ -13,6 +13,7 @@ from lab_utils.nn import losses
 from lab_utils.nn.models import DBVAE, VAE
 from lab_utils.core.env import seed_everything
 from lab_utils.training.resampling import encode_faces
+from lab_utils.training.config import TrainingConfig
 from lab_utils.training.trainers import train_dbvae, train_vae
 
 STEPS = 300
@@ -38,8 +39,8 @@ def trained_means(kl_weight: float | None, seed: int = 0) -> np.ndarray:
     options = {} if kl_weight is None else {"kl_weight": kl_weight}
     seed_everything(seed)  # before the model is built: its initial weights must not depend on earlier tests
     vae = VAE(seed=seed, **options)  # every other setting as the labs use it
-    train_vae(vae, train, epochs=3, steps_per_epoch=STEPS // 3, batch_size=32, seed=seed, verbose=0,
-              ema_momentum=None)  # too few steps for the averaged weights to leave their initial values
+    train_vae(vae, train, epochs=3, steps_per_epoch=STEPS // 3, seed=seed, verbose=0,
+              config=TrainingConfig(ema_momentum=None))  # too few steps for the averaged weights to leave their initial values
     return encode_faces(vae, test)
 
 
@@ -70,7 +71,7 @@ def test_the_default_dbvae_keeps_latent_dimensions_active():
                         name="discs-and-blanks")
     seed_everything(0)
     dbvae = DBVAE(seed=0)
-    train_dbvae(dbvae, train, epochs=3, steps_per_epoch=STEPS // 3, batch_size=32, seed=0, verbose=0,
-                ema_momentum=None, resample=False)
+    train_dbvae(dbvae, train, epochs=3, steps_per_epoch=STEPS // 3, seed=0, verbose=0,
+                config=TrainingConfig(ema_momentum=None), resample=False)
     mu = encode_faces(dbvae, discs(256, seed=101))
     assert active_units(mu).sum() >= 8, f"only {active_units(mu).sum()} active latent dimensions: the DB-VAE collapsed"

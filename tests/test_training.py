@@ -14,8 +14,10 @@ from lab_utils.nn import losses
 from lab_utils.nn.losses import reconstruction_loss
 from lab_utils.nn.models import DBVAE, VAE, build_cnn
 from lab_utils.core.env import seed_everything
+from lab_utils.core.profiles import get_profile
 from lab_utils.training import callbacks as callbacks_module
 from lab_utils.training.callbacks import ResamplingCallback
+from lab_utils.training.config import TrainingConfig
 from lab_utils.training.resampling import ResamplingOptions, resampling_diagnostics
 from lab_utils.training.sampler import FaceBatchSampler
 from lab_utils.training.trainers import (
@@ -26,6 +28,7 @@ from lab_utils.training.trainers import (
 )
 
 BATCH = 16
+NO_EMA = TrainingConfig(batch_size=BATCH, ema_momentum=None)  # a few steps: the average would barely move
 
 
 def synthetic(n_faces: int, n_nonfaces: int, seed: int) -> FaceDataset:
@@ -77,7 +80,7 @@ def test_classifier_learns_and_holds_ema_weights(train, test):
     averager = WeightAverager(0.9)
     # 300 steps: BatchNorm's moving statistics (momentum 0.99) need a few hundred steps before inference-mode
     # predictions match training (after 150 steps the held-out loss was still 0.45).
-    history = train_classifier(model, train, epochs=3, batch_size=BATCH, steps_per_epoch=100, ema_momentum=0.9,
+    history = train_classifier(model, train, epochs=3, config=TrainingConfig(batch_size=BATCH, ema_momentum=0.9), steps_per_epoch=100,
                                callbacks=[averager], verbose=0)
     assert set(history.history) == {"loss", "accuracy"} and len(history.history["loss"]) == 3
     after = xent(test.labels, predict_face_probs(model, test))
@@ -100,7 +103,8 @@ def test_vae_learns_to_reconstruct_faces(train, test):
         return float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(faces, vae(faces)["x_hat"]))))
 
     before = recon()
-    history = train_vae(vae, train, epochs=2, batch_size=BATCH, steps_per_epoch=60, ema_momentum=0.9, verbose=0)
+    history = train_vae(vae, train, epochs=2, config=TrainingConfig(batch_size=BATCH, ema_momentum=0.9), steps_per_epoch=60,
+                        verbose=0)
     assert set(history.history) == {"loss", "reconstruction_loss", "kl_loss"}
     assert recon() < 0.7 * before  # measured: ~0.4 -> ~0.1
 
@@ -111,8 +115,8 @@ def test_dbvae_learns_and_logs_resampling(train, test):
     model.compile(optimizer="adam")
     before = model.evaluate(test.as_float(), test.labels, verbose=0, return_dict=True)
     epochs, steps = 3, 80  # epoch 0 samples uniformly, so two resampled epochs follow it
-    history, log = train_dbvae(model, train, epochs=epochs, batch_size=BATCH, steps_per_epoch=steps,
-                               ema_momentum=0.9, verbose=0)
+    history, log = train_dbvae(model, train, epochs=epochs, steps_per_epoch=steps,
+                               config=TrainingConfig(batch_size=BATCH, ema_momentum=0.9), verbose=0)
     after = model.evaluate(test.as_float(), test.labels, verbose=0, return_dict=True)
     # Held-out, inference mode: the reconstruction improves a lot (0.46 -> 0.11 on TensorFlow and JAX). The held-out
     # classification term lags while BatchNorm's moving statistics catch up (see the CNN test), by an amount that
@@ -192,7 +196,7 @@ def test_concentrated_weights_warn(monkeypatch):
 def test_dbvae_with_fixed_sampling_probs(train):
     weights = np.where(np.arange(len(train.face_idx)) < 10, 1.0, 0.0)  # e.g. an oracle's fixed weights
     _, log = train_dbvae(DBVAE(latent_dim=2, seed=0), train, epochs=1, resample=False, sampling_probs=weights,
-                         batch_size=BATCH, steps_per_epoch=3, ema_momentum=None, verbose=0)
+                         config=NO_EMA, steps_per_epoch=3, verbose=0)
     np.testing.assert_allclose(log[0]["sampling_probs"], weights / weights.sum())
     assert log[0]["drawn_face_counts"][10:].sum() == 0 and log[0]["drawn_face_counts"].sum() == 3 * BATCH // 2
 
@@ -201,7 +205,7 @@ def test_same_seed_same_weights(train):
     def run(seed: int) -> list[np.ndarray]:
         seed_everything(seed)
         model = build_cnn(width=0.25)
-        train_classifier(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=8, ema_momentum=None,
+        train_classifier(model, train, epochs=1, config=NO_EMA, steps_per_epoch=8,
                          seed=seed, verbose=0)
         return [w.numpy() for w in model.weights]
 
@@ -220,8 +224,8 @@ class StopBeforeTraining(keras.callbacks.Callback):
 
 def test_short_training_warns_about_ema(train):
     with pytest.warns(UserWarning, match="EMA time constants"), pytest.raises(InterruptedError):
-        train_classifier(build_cnn(width=0.25), train, epochs=1, batch_size=BATCH, steps_per_epoch=4,
-                         callbacks=[StopBeforeTraining()], verbose=0)
+        train_classifier(build_cnn(width=0.25), train, epochs=1, config=TrainingConfig(batch_size=BATCH),
+                         steps_per_epoch=4, callbacks=[StopBeforeTraining()], verbose=0)
 
 
 def test_predict_face_probs_inputs_and_errors(test):
@@ -256,22 +260,22 @@ def test_trainers_reject_the_wrong_model(train):
     with pytest.raises(ValueError, match="steps_per_epoch"):
         train_vae(VAE(latent_dim=2), train, epochs=1, steps_per_epoch=0)
     with pytest.raises(ValueError, match="ema_momentum"):
-        train_classifier(build_cnn(width=0.25), train, epochs=1, ema_momentum=1.0)
+        TrainingConfig(ema_momentum=1.0)
     with pytest.raises(ValueError, match="rule must be one of"):  # before any model is built or trained
         ResamplingOptions(rule="mean")
     with pytest.raises(ValueError, match="every"):
         ResamplingOptions(every=0)
     with pytest.raises(ValueError, match="must be a ResamplingOptions"):
-        train_dbvae(DBVAE(latent_dim=2), train, epochs=1, resampling={"rule": "max"})
+        TrainingConfig(resampling={"rule": "max"})
 
 
 def weights_after(train, loss_fn, kind: str) -> list[np.ndarray]:
     seed_everything(0)
     model = (VAE if kind == "vae" else DBVAE)(latent_dim=4, seed=0, loss_fn=loss_fn)
     if kind == "vae":
-        train_vae(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=5, ema_momentum=None, verbose=0)
+        train_vae(model, train, epochs=1, config=NO_EMA, steps_per_epoch=5, verbose=0)
     else:
-        train_dbvae(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=5, ema_momentum=None, verbose=0)
+        train_dbvae(model, train, epochs=1, config=NO_EMA, steps_per_epoch=5, verbose=0)
     return [np.array(w.numpy()) for w in model.trainable_weights]
 
 
@@ -310,8 +314,8 @@ def test_a_resampling_rule_function_is_what_draws_the_faces(train):
     model = DBVAE(latent_dim=4, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # one face is a collapsed ESS, by design here
-        _, log = train_dbvae(model, train, epochs=2, batch_size=BATCH, steps_per_epoch=3, ema_momentum=None,
-                             resampling=ResamplingOptions(rule=first_face_only, bins=7, alpha=0.5), verbose=0)
+        _, log = train_dbvae(model, train, epochs=2, steps_per_epoch=3, verbose=0,
+                             config=NO_EMA.replace(resampling=ResamplingOptions(rule=first_face_only, bins=7, alpha=0.5)))
     assert calls == [((len(train.face_idx), 4), 7, 0.5)]
     assert log[1]["drawn_face_counts"][0] == log[1]["drawn_face_counts"].sum() > 0
 
@@ -319,14 +323,14 @@ def test_a_resampling_rule_function_is_what_draws_the_faces(train):
         return np.ones(len(mu) + 1)
 
     with pytest.raises(ValueError, match="rule 'wrong_length' returned shape"):
-        train_dbvae(DBVAE(latent_dim=4, seed=0), train, epochs=2, batch_size=BATCH, steps_per_epoch=2,
-                    ema_momentum=None, resampling=ResamplingOptions(rule=wrong_length), verbose=0)
+        train_dbvae(DBVAE(latent_dim=4, seed=0), train, epochs=2, steps_per_epoch=2, verbose=0,
+                    config=NO_EMA.replace(resampling=ResamplingOptions(rule=wrong_length)))
 
 
 @pytest.mark.parametrize("rate", [float("nan"), -1e-3, 0.0, "fast"])
 def test_a_learning_rate_that_cannot_train_is_refused(train, rate):
     with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
-        train_classifier(build_cnn(width=0.25), train, epochs=1, steps_per_epoch=1, learning_rate=rate, verbose=0)
+        TrainingConfig(learning_rate=rate)
 
 
 def test_a_trained_model_can_be_predicted_with_and_then_saved(train, tmp_path):
@@ -334,7 +338,20 @@ def test_a_trained_model_can_be_predicted_with_and_then_saved(train, tmp_path):
     from lab_utils.nn.models import load_model, save_model
 
     model = build_cnn(width=0.25)
-    train_classifier(model, train, epochs=1, batch_size=BATCH, steps_per_epoch=4, ema_momentum=0.5, verbose=0)
+    train_classifier(model, train, epochs=1, config=TrainingConfig(batch_size=BATCH, ema_momentum=0.5), steps_per_epoch=4,
+                     verbose=0)
     probs = predict_face_probs(model, train)
     path = save_model(model, tmp_path / "cnn.keras")
     np.testing.assert_allclose(predict_face_probs(load_model(path), train), probs, rtol=1e-5, atol=1e-6)
+
+
+def test_one_training_config_reaches_the_optimiser_and_is_checked_when_made(train):
+    config = TrainingConfig.for_profile(get_profile("smoke"), learning_rate=1e-3, ema_momentum=None)
+    assert config.batch_size == get_profile("smoke").batch_size
+    model = build_cnn(width=0.25)
+    train_classifier(model, train, epochs=1, steps_per_epoch=1, config=config.replace(batch_size=BATCH), verbose=0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3) and not model.optimizer.use_ema
+    with pytest.raises(ValueError, match="config must be a TrainingConfig"):
+        train_classifier(model, train, epochs=1, config={"batch_size": BATCH})
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        config.replace(batch_size=0)  # a copy is checked again

@@ -1,4 +1,5 @@
-"""Face detectors with other bodies than the lab's CNN, for Lab 5's question: is the gap the architecture's?
+"""Face detector bodies: the labs' CNN (Lab 1, and the VAE's and DB-VAE's encoder) and the others of Lab 5's
+question, is the gap the architecture's?
 
 Each takes a 64x64x3 image in [0, 1] and returns one face logit, so every trainer, metric and benchmark that
 takes the lab's CNN takes these too. They are kept small enough to train at the ``cpu`` profile.
@@ -11,7 +12,25 @@ from typing import Callable
 import keras
 from keras import layers
 
-from lab_utils.nn.models import build_cnn
+CNN_FILTERS = (12, 24, 48, 72)
+CNN_KERNELS = (5, 5, 3, 3)
+
+
+def build_cnn(width: float = 1.0, name: str = "cnn", n_outputs: int = 1) -> keras.Model:
+    """The reference lab's detector: four stride-2 conv + BN blocks, dense 512, ``n_outputs`` logits.
+
+    ``width`` scales the filter counts; ``n_outputs`` > 1 turns the same body into the DB-VAE encoder.
+    """
+    inputs = keras.Input(shape=(64, 64, 3), name="image")
+    x = inputs
+    for i, (filters, kernel) in enumerate(zip(CNN_FILTERS, CNN_KERNELS)):
+        x = layers.Conv2D(max(1, round(filters * width)), kernel, strides=2, padding="same",
+                          activation="relu", name=f"conv{i + 1}")(x)
+        x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(512, activation="relu", name="dense")(x)
+    outputs = layers.Dense(n_outputs, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def build_wide_cnn(name: str = "wide_cnn") -> keras.Model:
@@ -45,9 +64,11 @@ def build_resnet(filters: tuple[int, ...] = (16, 32, 64), name: str = "resnet") 
     return keras.Model(inputs, layers.Dense(1, name="logits")(x), name=name)
 
 
-def build_vgg(filters: tuple[int, ...] = (8, 16, 32, 64), name: str = "vgg") -> keras.Model:
+def build_vgg(filters: tuple[int, ...] = (8, 16, 32, 64), name: str = "vgg", n_outputs: int = 1) -> keras.Model:
     """VGG-style: stages of two 3x3 convolutions and a max-pool, then a small dense head. Narrow, because two
-    full-resolution convolutions per stage cost several times the lab CNN's compute at 64x64."""
+    full-resolution convolutions per stage cost several times the lab CNN's compute at 64x64.
+
+    ``n_outputs`` > 1 turns it into a DB-VAE encoder body, as for :func:`build_cnn`."""
     inputs = keras.Input(shape=(64, 64, 3), name="image")
     x = inputs
     for i, f in enumerate(filters):
@@ -57,7 +78,7 @@ def build_vgg(filters: tuple[int, ...] = (8, 16, 32, 64), name: str = "vgg") -> 
         x = layers.MaxPooling2D(name=f"stage{i + 1}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="dense")(x)
-    return keras.Model(inputs, layers.Dense(1, name="logits")(x), name=name)
+    return keras.Model(inputs, layers.Dense(n_outputs, name="logits")(x), name=name)
 
 
 BACKBONES: dict[str, Callable[[], keras.Model]] = {

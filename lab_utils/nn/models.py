@@ -19,6 +19,7 @@ from keras import layers, ops
 
 from lab_utils.core.files import atomic_path
 from lab_utils.nn import backend
+from lab_utils.nn.backbones import CNN_FILTERS, build_cnn, build_vgg
 from lab_utils.nn.losses import (
     DBVAE_KL_WEIGHT,
     DBVAE_RECON,
@@ -35,35 +36,22 @@ from lab_utils.nn.losses import (
 from lab_utils.core import validation
 from lab_utils.core.validation import integer, number
 
-CNN_FILTERS = (12, 24, 48, 72)
-CNN_KERNELS = (5, 5, 3, 3)
 DECODER_FILTERS = (48, 24, 12, 3)
 DECODER_KERNELS = (3, 3, 5, 5)
+ENCODER_BODIES = ("cnn", "vgg")
+"""The encoder bodies a VAE or DB-VAE can have: the labs' CNN (default) or the VGG-style body of Lab 5."""
 
 
-def build_cnn(width: float = 1.0, name: str = "cnn", n_outputs: int = 1) -> keras.Model:
-    """The reference lab's detector: four stride-2 conv + BN blocks, dense 512, ``n_outputs`` logits.
-
-    ``width`` scales the filter counts; ``n_outputs`` > 1 turns the same body into the DB-VAE encoder.
-    """
-    inputs = keras.Input(shape=(64, 64, 3), name="image")
-    x = inputs
-    for i, (filters, kernel) in enumerate(zip(CNN_FILTERS, CNN_KERNELS)):
-        x = layers.Conv2D(max(1, round(filters * width)), kernel, strides=2, padding="same",
-                          activation="relu", name=f"conv{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(512, activation="relu", name="dense")(x)
-    outputs = layers.Dense(n_outputs, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def build_encoder(latent_dim: int, n_extra: int = 0) -> keras.Model:
-    """The CNN body with ``n_extra + 2 * latent_dim`` outputs: extra logits first, then means, then
-    log-variances, the reference lab's layout (the DB-VAE uses ``n_extra=1`` for the face logit)."""
+def build_encoder(latent_dim: int, n_extra: int = 0, body: str = "cnn") -> keras.Model:
+    """A detector body (one of :data:`ENCODER_BODIES`) with ``n_extra + 2 * latent_dim`` outputs: extra logits
+    first, then means, then log-variances, the reference lab's layout (the DB-VAE uses ``n_extra=1`` for the face
+    logit)."""
     latent_dim = integer("latent_dim", latent_dim)
     n_extra = integer("n_extra", n_extra, minimum=0)
-    return build_cnn(name="encoder", n_outputs=n_extra + 2 * latent_dim)
+    if body not in ENCODER_BODIES:
+        raise ValueError(f"encoder_body must be one of {ENCODER_BODIES}, got {body!r}.")
+    build = build_cnn if body == "cnn" else build_vgg
+    return build(name="encoder", n_outputs=n_extra + 2 * latent_dim)
 
 
 def build_decoder(latent_dim: int) -> keras.Model:
@@ -155,7 +143,7 @@ class _LatentModel(keras.Model):
 
     def __init__(self, latent_dim: int, kl_weight: float, recon: str, seed: int | None,
                  loss_fn: Callable[..., Any] | None, reparameterize_fn: Callable[..., Any] | None,
-                 **kwargs: Any) -> None:  # no defaults here: the VAE and the DB-VAE each name their own
+                 encoder_body: str, **kwargs: Any) -> None:  # no defaults: the VAE and the DB-VAE name their own
         super().__init__(**kwargs)
         _check_loss_options(kl_weight, recon)
         self.latent_dim = integer("latent_dim", latent_dim)
@@ -166,7 +154,8 @@ class _LatentModel(keras.Model):
             refuse_untrainable_loss(loss_fn, self.kind, latent_dim=self.latent_dim, kl_weight=self.kl_weight,
                                     recon=recon)
         self.loss_fn = loss_fn or type(self).reference_loss
-        self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra)
+        self.encoder_body = encoder_body
+        self.encoder = build_encoder(self.latent_dim, n_extra=self.n_extra, body=encoder_body)
         self.decoder = build_decoder(self.latent_dim)
         self.sampling = Sampling(seed, reparameterize_fn, name="sampling")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
@@ -214,7 +203,7 @@ class _LatentModel(keras.Model):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight,
-                "recon": self.recon, "seed": self.seed}
+                "recon": self.recon, "seed": self.seed, "encoder_body": self.encoder_body}
 
 
 @keras.saving.register_keras_serializable(package="lab_utils")
@@ -227,8 +216,9 @@ class VAE(_LatentModel):
 
     def __init__(self, latent_dim: int = 32, kl_weight: float = VAE_KL_WEIGHT, recon: str = VAE_RECON,
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
-                 reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)
+                 reparameterize_fn: Callable[..., Any] | None = None, encoder_body: str = "cnn",
+                 **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, encoder_body, **kwargs)
         self.build(None)
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
@@ -254,8 +244,9 @@ class DBVAE(_LatentModel):
 
     def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = DBVAE_RECON,
                  seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
-                 reparameterize_fn: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, **kwargs)
+                 reparameterize_fn: Callable[..., Any] | None = None, encoder_body: str = "cnn",
+                 **kwargs: Any) -> None:
+        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, encoder_body, **kwargs)
         self.classification_tracker = keras.metrics.Mean(name="classification_loss")
         self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # on logits
         self.build(None)

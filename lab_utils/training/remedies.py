@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from lab_utils.core.profiles import Profile
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn.backbones import build_backbone
 from lab_utils.nn.losses import DBVAE_KL_WEIGHT
@@ -72,14 +71,14 @@ def generated_faces(variant: Any, generator: Any, train: FaceDataset, *, seed: i
     return augmentation.decode_images(generator, codes), info
 
 
-def train_with_remedy(model: Any, variant: Any, train: FaceDataset, profile: Profile, *, seed: int, epochs: int,
+def train_with_remedy(model: Any, variant: Any, train: FaceDataset, *, seed: int, epochs: int,
                       common: dict, scope: Any, generator: Any = None,
                       train_generator: Callable[[float], Any] | None = None,
                       error_weights_fn: Any = None) -> tuple[Any, dict]:
     """The detector's training under ``variant.remedy``, at the plain detector's budget: ``epochs`` passes' worth of
     steps over the *original* training set, however many faces are added. A latent remedy decodes with
     ``generator``, or with ``train_generator(kl_weight)`` trained now (its time counted in the record)."""
-    steps = max(1, len(train) // profile.batch_size)
+    steps = max(1, len(train) // common["config"].batch_size)
     settings = variant.settings
     if variant.remedy == "jtt":
         t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Training loops for the CNN, VAE and DB-VAE: ``compile()``/``fit()`` on :class:`FaceBatchSampler` batches.
+"""Training loops for the CNN, VAE and DB-VAE: ``compile()``/``fit()`` on :class:`FaceBatchSampler` batches, each
+set up by one :class:`~lab_utils.training.config.TrainingConfig` (batch, learning rate, EMA, resampling).
 
 Evaluation uses an exponential moving average (EMA) of the weights, which varies much less between seeds than
 the last step's weights. Adam keeps the average
@@ -20,18 +21,16 @@ from lab_utils.nn import backend
 from lab_utils.nn.models import DBVAE, VAE, predict_logits
 from lab_utils.core.env import fit_verbosity, seed_everything
 from lab_utils.training.callbacks import ResamplingCallback
-from lab_utils.training.resampling import PROGRESS_MIN_IMAGES, ResamplingOptions
+from lab_utils.training.config import TrainingConfig, check_config
+from lab_utils.training.resampling import PROGRESS_MIN_IMAGES
 from lab_utils.training.sampler import FaceBatchSampler
 from lab_utils.core import validation
 from lab_utils.core.validation import integer, number
 
-LEARNING_RATE = 5e-4
-"""Adam's learning rate for every model of the labs (the reference lab's)."""
-EMA_MOMENTUM = 0.995
-"""The labs evaluate exponentially averaged weights (Adam's ``use_ema``): steadier than the last step's on 2-4 epochs."""
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
 still hold more than exp(-3) ~ 5% of the untrained initial weights."""
+DEFAULT_CONFIG = TrainingConfig()
 
 
 def _default(steps_per_epoch: int | None, one_pass: int) -> int:
@@ -39,21 +38,19 @@ def _default(steps_per_epoch: int | None, one_pass: int) -> int:
     return max(1, one_pass) if steps_per_epoch is None else steps_per_epoch
 
 
-def _optimizer(learning_rate: float, ema_momentum: float | None, total_steps: int) -> keras.optimizers.Adam:
-    number("learning_rate", learning_rate, low=0.0, low_open=True, hint=f" (the labs use {LEARNING_RATE:g})")
-    if ema_momentum is None:
-        return keras.optimizers.Adam(learning_rate)
-    if not (isinstance(ema_momentum, (float, int)) and 0.0 <= ema_momentum < 1.0):
-        raise ValueError(f"ema_momentum must be in [0, 1) or None (no averaging), got {ema_momentum!r}.")
-    horizons = total_steps * (1.0 - ema_momentum)
+def _optimizer(config: TrainingConfig, total_steps: int) -> keras.optimizers.Adam:
+    momentum = config.ema_momentum
+    if momentum is None:
+        return keras.optimizers.Adam(config.learning_rate)
+    horizons = total_steps * (1.0 - momentum)
     if horizons < EMA_MIN_HORIZONS:
         warnings.warn(
             f"{total_steps} training steps are only {horizons:.1f} EMA time constants at ema_momentum="
-            f"{ema_momentum}: the averaged weights keep {ema_momentum ** total_steps:.0%} of the untrained "
-            "initial weights. Train longer, lower ema_momentum, or pass ema_momentum=None.",
+            f"{momentum}: the averaged weights keep {momentum ** total_steps:.0%} of the untrained "
+            "initial weights. Train longer, lower ema_momentum, or make the config with ema_momentum=None.",
             stacklevel=4,  # the user's train_* call
         )
-    return keras.optimizers.Adam(learning_rate, use_ema=True, ema_momentum=float(ema_momentum))
+    return keras.optimizers.Adam(config.learning_rate, use_ema=True, ema_momentum=float(momentum))
 
 
 def _fit(
@@ -62,8 +59,7 @@ def _fit(
     *,
     epochs: int,
     steps_per_epoch: int,
-    learning_rate: float,
-    ema_momentum: float | None,
+    config: TrainingConfig,
     callbacks: Sequence[keras.callbacks.Callback],
     verbose: str | int,
     jit_compile: bool | str = "auto",
@@ -74,7 +70,7 @@ def _fit(
     steps_per_epoch = integer("steps_per_epoch", steps_per_epoch)
     steps_per_execution = integer("steps_per_execution", steps_per_execution)
     with backend.training_scope(model):  # the tf.distribute strategy the model was built under, if any
-        model.compile(optimizer=_optimizer(learning_rate, ema_momentum, epochs * steps_per_epoch),
+        model.compile(optimizer=_optimizer(config, epochs * steps_per_epoch),
                       jit_compile=jit_compile, steps_per_execution=steps_per_execution, **compile_kwargs)
         history = model.fit(sampler.as_keras_dataset(steps_per_epoch), epochs=epochs,
                             callbacks=list(callbacks), verbose=fit_verbosity(verbose))
@@ -87,10 +83,8 @@ def train_classifier(
     train: FaceDataset,
     *,
     epochs: int,
-    batch_size: int = 32,
+    config: TrainingConfig = DEFAULT_CONFIG,
     steps_per_epoch: int | None = None,
-    learning_rate: float = LEARNING_RATE,
-    ema_momentum: float | None = EMA_MOMENTUM,
     seed: int = 0,
     sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -106,12 +100,12 @@ def train_classifier(
     if isinstance(model, (VAE, DBVAE)):
         raise ValueError(f"train_classifier trains plain classifiers; use train_vae/train_dbvae for "
                          f"{type(model).__name__}.")
-    batch_size = integer("batch_size", batch_size)
+    batch_size = check_config(config).batch_size
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
     return _fit(
         model, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
-        learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
+        config=config, callbacks=callbacks, verbose=verbose,
         jit_compile=jit_compile, steps_per_execution=steps_per_execution,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # logits: 0 <=> p = 0.5
@@ -123,10 +117,8 @@ def train_vae(
     train: FaceDataset,
     *,
     epochs: int,
-    batch_size: int = 32,
+    config: TrainingConfig = DEFAULT_CONFIG,
     steps_per_epoch: int | None = None,
-    learning_rate: float = LEARNING_RATE,
-    ema_momentum: float | None = EMA_MOMENTUM,
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
@@ -136,12 +128,12 @@ def train_vae(
     """Train a faces-only VAE (batches of faces only); ``steps_per_epoch`` defaults to one pass over faces."""
     if not isinstance(vae, VAE):
         raise ValueError(f"train_vae expects a lab_utils.nn.models.VAE, got {type(vae).__name__}.")
-    batch_size = integer("batch_size", batch_size)
+    batch_size = check_config(config).batch_size
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, face_fraction=1.0, seed=seed)
     return _fit(
         vae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, sampler.n_faces // batch_size),
-        learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=callbacks, verbose=verbose,
+        config=config, callbacks=callbacks, verbose=verbose,
         jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
 
@@ -152,11 +144,8 @@ def train_dbvae(
     *,
     epochs: int,
     resample: bool = True,
-    resampling: ResamplingOptions = ResamplingOptions(),
-    batch_size: int = 32,
+    config: TrainingConfig = DEFAULT_CONFIG,
     steps_per_epoch: int | None = None,
-    learning_rate: float = LEARNING_RATE,
-    ema_momentum: float | None = EMA_MOMENTUM,
     seed: int = 0,
     sampling_probs: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -164,9 +153,9 @@ def train_dbvae(
     jit_compile: bool | str = "auto",
     steps_per_execution: int = 1,
 ) -> tuple[keras.callbacks.History, list[dict[str, Any]]]:
-    """Train a DB-VAE on half-face batches, re-weighting faces by latent density as ``resampling`` says (its rule,
-    smoothing and schedule; see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling control
-    with the same model, loss and log; with ``sampling_probs`` (``train.face_idx`` order) it gives a fixed-weight
+    """Train a DB-VAE on half-face batches, re-weighting faces by latent density as ``config.resampling`` says (its
+    rule, smoothing and schedule; see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling
+    control with the same model, loss and log; with ``sampling_probs`` (``train.face_idx`` order) it gives a fixed-weight
     control such as a label-aware oracle (with resampling they only apply until the first recompute). The rule is a
     name in ``resampling.RULES`` or your own function ``rule(mu, bins, alpha) -> probabilities`` (Lab 3 trains with
     the student's); a warning says when the weights collapse onto a few faces.
@@ -174,13 +163,13 @@ def train_dbvae(
     """
     if not isinstance(dbvae, DBVAE):
         raise ValueError(f"train_dbvae expects a lab_utils.nn.models.DBVAE, got {type(dbvae).__name__}.")
-    batch_size = integer("batch_size", batch_size)
+    batch_size = check_config(config).batch_size
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)
-    resampler = ResamplingCallback(sampler, resampling, resample=resample)
+    resampler = ResamplingCallback(sampler, config.resampling, resample=resample)
     history = _fit(
         dbvae, sampler, epochs=epochs, steps_per_epoch=_default(steps_per_epoch, len(train) // batch_size),
-        learning_rate=learning_rate, ema_momentum=ema_momentum, callbacks=[resampler, *callbacks],
+        config=config, callbacks=[resampler, *callbacks],
         verbose=verbose, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
     return history, resampler.log

@@ -21,6 +21,7 @@ from lab_utils.nn import models
 from lab_utils.nn.backbones import BACKBONES, build_backbone
 from lab_utils.nn.losses import DBVAE_KL_WEIGHT, DBVAE_RECON, RECONSTRUCTION_KINDS, VAE_KL_WEIGHT, VAE_RECON
 from lab_utils.training import trainers
+from lab_utils.training.config import TrainingConfig
 from lab_utils.training.remedies import REMEDIES, train_with_remedy
 from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, RECOMPUTE_EVERY, ResamplingOptions
 
@@ -40,7 +41,7 @@ class Variant:
     kl_weight: float = DBVAE_KL_WEIGHT
     recon: str = DBVAE_RECON  # the reconstruction term (lab_utils.nn.losses.RECONSTRUCTION_KINDS)
     oracle_darker_share: float | None = None  # label-aware sampling: share of darker faces per batch
-    backbone: str = "cnn"  # for kind "cnn": a name in lab_utils.nn.backbones.BACKBONES
+    backbone: str = "cnn"  # the body: for kind "cnn" a name in BACKBONES, else the encoder's (models.ENCODER_BODIES)
     remedy: str | None = None  # for kind "cnn": a name in lab_utils.training.remedies.REMEDIES
     options: dict[str, Any] = field(default_factory=dict)  # the remedy's settings, over its defaults
 
@@ -55,9 +56,10 @@ class Variant:
             raise ValueError(f"Variant {self.name!r}: oracle_darker_share must be in (0, 1).")
         if self.resample and self.oracle_darker_share is not None:
             raise ValueError(f"Variant {self.name!r}: choose adaptive resampling or the oracle, not both.")
-        if self.backbone not in BACKBONES or (self.kind != "cnn" and self.backbone != "cnn"):
-            raise ValueError(f"Variant {self.name!r}: backbone must be one of {sorted(BACKBONES)} and is chosen only "
-                             f"for kind 'cnn', got {self.backbone!r} for kind {self.kind!r}.")
+        bodies = sorted(BACKBONES) if self.kind == "cnn" else list(models.ENCODER_BODIES)
+        if self.backbone not in bodies:
+            raise ValueError(f"Variant {self.name!r}: backbone must be one of {bodies} for kind {self.kind!r}, "
+                             f"got {self.backbone!r}.")
         if self.remedy is not None:
             if self.remedy not in REMEDIES or self.kind != "cnn":
                 raise ValueError(f"Variant {self.name!r}: remedy must be one of {tuple(REMEDIES)}, for kind 'cnn'.")
@@ -128,17 +130,19 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     with scope:
         model = (build_backbone(variant.backbone) if variant.kind == "cnn" else
                  models.VAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
-                            seed=seed)
+                            seed=seed, encoder_body=variant.backbone)
                  if variant.kind == "vae" else
                  models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
-                              seed=seed))
+                              seed=seed, encoder_body=variant.backbone))
     log: list = []
-    common = {"batch_size": profile.batch_size, "seed": seed, "callbacks": callbacks, "verbose": verbose}
+    config = TrainingConfig.for_profile(profile, resampling=ResamplingOptions(
+        rule=variant.rule, alpha=variant.alpha, every=variant.recompute_every))
+    common = {"config": config, "seed": seed, "callbacks": callbacks, "verbose": verbose}
     if variant.kind == "cnn" and variant.remedy is not None:
         def train_generator(kl_weight: float) -> Any:
             return train_variant(generator_variant(kl_weight), train, profile, seed=seed, verbose=verbose)[0]
 
-        history, record["remedy"] = train_with_remedy(model, variant, train, profile, seed=seed,
+        history, record["remedy"] = train_with_remedy(model, variant, train, seed=seed,
                                                       epochs=epochs or profile.cnn_epochs, common=common, scope=scope,
                                                       generator=generator, train_generator=train_generator,
                                                       error_weights_fn=error_weights_fn)
@@ -150,7 +154,6 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
     else:
         history, log = trainers.train_dbvae(
             model, train, epochs=epochs or profile.dbvae_epochs, resample=variant.resample,
-            resampling=ResamplingOptions(rule=variant.rule, alpha=variant.alpha, every=variant.recompute_every),
             sampling_probs=sampling_probs, **common)
     record["train_seconds"] = time.perf_counter() - start
     record["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
