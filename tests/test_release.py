@@ -108,3 +108,11 @@ def test_a_damaged_local_results_file_is_a_line_not_a_traceback(tmp_path, monkey
     assert "is not valid JSON" in capsys.readouterr().out
     with pytest.raises(ValueError, match="not one of the committed results"):
         committed.committed_results("debias")
+
+
+def test_every_notebook_opens_with_one_short_set_up_cell():
+    notebooks = sorted((ROOT / "labs").glob("[0-9][0-9]_*.ipynb")) + sorted((ROOT / "labs" / "student").glob("*.ipynb"))
+    setups = {"".join(json.loads(p.read_text())["cells"][1]["source"]) for p in notebooks}
+    assert len(notebooks) == 10 and len(setups) == 1, "the set-up cells differ; copy one into the others"
+    setup = setups.pop()
+    assert len(setup.splitlines()) <= 16 and "--no-deps" in setup and setup.rstrip().endswith("env.setup(seed=0)")
