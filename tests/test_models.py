@@ -128,11 +128,12 @@ def as_dict(outputs) -> dict:
     return outputs if isinstance(outputs, dict) else {"output": outputs}
 
 
-@pytest.mark.parametrize("kind", ["cnn", "vae", "dbvae"])
+@pytest.mark.parametrize("kind", ["cnn", "vae", "dbvae", "dbvae_vgg"])
 def test_save_load_round_trip(tmp_path, kind):
     model = {"cnn": lambda: build_cnn(width=0.5),
              "vae": lambda: VAE(latent_dim=K, kl_weight=0.01, recon="l2", seed=3),
-             "dbvae": lambda: DBVAE(latent_dim=K, kl_weight=0.02, seed=3)}[kind]()
+             "dbvae": lambda: DBVAE(latent_dim=K, kl_weight=0.02, seed=3),
+             "dbvae_vgg": lambda: DBVAE(latent_dim=K, seed=3, encoder_body="vgg")}[kind]()
     x, y = images(8), np.array([1, 0] * 4, np.float32)
     model.compile(optimizer="adam", **({"loss": keras.losses.BinaryCrossentropy(from_logits=True)}
                                        if kind == "cnn" else {}))
@@ -143,10 +144,18 @@ def test_save_load_round_trip(tmp_path, kind):
     for key, value in as_dict(model.predict(x, verbose=0)).items():
         np.testing.assert_array_equal(as_dict(loaded.predict(x, verbose=0))[key], value, err_msg=key)
     if kind != "cnn":
-        assert (loaded.latent_dim, loaded.kl_weight, loaded.recon, loaded.seed) == \
-            (model.latent_dim, model.kl_weight, model.recon, model.seed)
+        assert (loaded.latent_dim, loaded.kl_weight, loaded.recon, loaded.seed, loaded.encoder_body) == \
+            (model.latent_dim, model.kl_weight, model.recon, model.seed, model.encoder_body)
         np.testing.assert_array_equal(loaded.encode(x)[0], model.encode(x)[0])
     assert sorted(p.name for p in path.parent.iterdir()) == [f"{kind}.keras"]  # no temporary files left
+
+
+def test_the_encoder_body_is_a_choice_of_named_bodies():
+    vgg = DBVAE(latent_dim=K, seed=0, encoder_body="vgg")
+    assert vgg.encoder.get_layer("stage1_conv1") is not None and vgg.encoder.output.shape[-1] == 1 + 2 * K
+    assert DBVAE(latent_dim=K, seed=0).encoder.count_params() != vgg.encoder.count_params()
+    with pytest.raises(ValueError, match="encoder_body must be one of"):
+        VAE(latent_dim=K, encoder_body="resnet")
 
 
 def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):
