@@ -26,6 +26,14 @@ def seed(value: Any, name: str = "seed") -> int:
     return integer(name, value, minimum=0, maximum=SEED_MAX)
 
 
+def instance(name: str, value: Any, cls: type, example: str) -> Any:
+    """``value`` if it is a ``cls`` (a settings object checks itself when made), else a ``ValueError`` that shows how
+    to make one, e.g. ``example``."""
+    if not isinstance(value, cls):
+        raise ValueError(f"{name} must be a {cls.__name__}, e.g. {example}, got {type(value).__name__}.")
+    return value
+
+
 def number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
            high_open: bool = False, hint: str = "") -> float:
     """``value`` as a finite float in the given range, else a ``ValueError`` that states the range."""

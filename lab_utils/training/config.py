@@ -12,7 +12,7 @@ from numbers import Real
 from typing import Any
 
 from lab_utils.core.profiles import Profile
-from lab_utils.core.validation import integer, number
+from lab_utils.core.validation import instance, integer, number
 from lab_utils.training.resampling import ResamplingOptions, check_options
 
 
@@ -53,7 +53,4 @@ class TrainingConfig:
 def check_config(config: Any) -> TrainingConfig:
     """``config`` if it is a :class:`TrainingConfig` (already checked when made), else a ValueError saying how to
     make one."""
-    if not isinstance(config, TrainingConfig):
-        raise ValueError(f"config must be a TrainingConfig, e.g. TrainingConfig(batch_size=32), got "
-                         f"{type(config).__name__}.")
-    return config
+    return instance("config", config, TrainingConfig, "TrainingConfig(batch_size=32)")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation.sampling import resampling_diagnostics
 from lab_utils.nn.models import pad_batch
-from lab_utils.core.validation import integer, number
+from lab_utils.core.validation import instance, integer, number
 
 DEFAULT_RULE = "principal_max"
 """The labs' and the library's rule (Lab 3's exercise): the reference lab's max rule, taken along the leading
@@ -159,10 +159,7 @@ class ResamplingOptions:
 def check_options(options: Any) -> ResamplingOptions:
     """``options`` if it is a :class:`ResamplingOptions` (already checked when made), else a ValueError saying how to
     make one."""
-    if not isinstance(options, ResamplingOptions):
-        raise ValueError(f"The resampling settings must be a ResamplingOptions, e.g. ResamplingOptions(rule='max', "
-                         f"alpha=1e-3), got {type(options).__name__}.")
-    return options
+    return instance("The resampling settings", options, ResamplingOptions, "ResamplingOptions(rule='max', alpha=1e-3)")
 
 
 def rule_name(rule: str | Rule) -> str:
