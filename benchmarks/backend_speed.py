@@ -76,7 +76,7 @@ def train_ours(kind: str, setting: dict, train, args) -> list[float]:
 
     from lab_utils.nn import models
     from lab_utils.core.env import seed_everything
-    from lab_utils.training import trainers
+    from lab_utils.training import debiasing, trainers
 
     seed_everything(args.seed)
     timer = EpochTimer()
@@ -91,7 +91,7 @@ def train_ours(kind: str, setting: dict, train, args) -> list[float]:
         elif kind == "vae":
             trainers.train_vae(models.VAE(args.latent_dim, seed=args.seed), train, **common)
         elif kind == "dbvae":
-            trainers.train_dbvae(models.DBVAE(args.latent_dim, seed=args.seed), train, resample=False, **common)
+            trainers.train_dbvae(debiasing.DBVAE(args.latent_dim, seed=args.seed), train, resample=False, **common)
         else:  # the decoder alone, z -> image with an L1 loss: the transposed convolutions in isolation
             decoder = models.build_decoder(args.latent_dim)
             decoder.compile(optimizer=keras.optimizers.Adam(DEFAULTS.learning_rate), loss="mae",
@@ -111,7 +111,8 @@ def train_reference_style(kind: str, h5_path: Path, args) -> list[float]:
     import keras
     import tensorflow as tf
 
-    from lab_utils.nn import losses, models
+    from lab_utils.nn import models
+    from lab_utils.training import debiasing
 
     keras.utils.set_random_seed(args.seed)
     with h5py.File(h5_path, "r") as f:
@@ -147,7 +148,7 @@ def train_reference_style(kind: str, h5_path: Path, args) -> list[float]:
                 logit, mu, logvar = out[:, :1], out[:, 1:1 + k], out[:, 1 + k:]
                 z = mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
                 x_hat = decoder(z, training=True)
-                loss = tf.reduce_mean(losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, 0.05))
+                loss = tf.reduce_mean(debiasing.dbvae_loss(x, x_hat, y, logit, mu, logvar, 0.05))
             grads = tape.gradient(loss, variables)
             optimizer.apply_gradients(zip(grads, variables))
             return loss

@@ -32,12 +32,12 @@ from rule_search import candidates, leading_components  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
 from lab_utils.nn.losses import centre_weights, classification_loss, kl_divergence  # noqa: E402
-from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.env import output_dir  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.config import TrainingConfig  # noqa: E402
-from lab_utils.training.resampling import resampling_diagnostics  # noqa: E402
+from lab_utils.evaluation.sampling import resampling_diagnostics  # noqa: E402
+from lab_utils.training.debiasing import DBVAE  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RULES = ("max, all dims", "max, 1 PCs", "product, 1 PCs, alpha 1e-2", "kNN, 1 PCs, power 1", "max, 2 PCs",

@@ -33,10 +33,9 @@ from lab_utils.core.env import output_dir  # noqa: E402
 from lab_utils.core.files import atomic_path  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.data import benchmark  # noqa: E402
-from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.config import TrainingConfig  # noqa: E402
-from lab_utils.training.resampling import ResamplingOptions, principal_max_rule  # noqa: E402
+from lab_utils.training.debiasing import DBVAE, ResamplingOptions, principal_max_rule  # noqa: E402
 
 
 class _Captured(Exception):

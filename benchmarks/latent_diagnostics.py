@@ -41,7 +41,8 @@ from lab_utils.core.env import machine_summary
 from lab_utils.core.profiles import get_profile
 from lab_utils.training import trainers
 from lab_utils.training.variants import Variant, train_variant
-from lab_utils.training.resampling import histogram_weights, resampling_diagnostics
+from lab_utils.evaluation.sampling import resampling_diagnostics
+from lab_utils.training.debiasing import histogram_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALPHAS = (1e-3, 1e-2, 1e-1, 1.0)

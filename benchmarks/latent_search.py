@@ -46,7 +46,7 @@ from lab_utils.core.env import machine_summary, output_dir  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.variants import Variant, train_variant  # noqa: E402
-from lab_utils.training.resampling import encode_posteriors  # noqa: E402
+from lab_utils.evaluation.latents import encode_posteriors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PAIRS = 2000

@@ -30,12 +30,11 @@ from latent_search import detector_view, finish, header, latent_criteria, resume
 from rule_search import candidates  # noqa: E402
 
 from lab_utils.data import benchmark  # noqa: E402
-from lab_utils.nn.models import DBVAE  # noqa: E402
 from lab_utils.core.profiles import get_profile  # noqa: E402
 from lab_utils.training import trainers  # noqa: E402
 from lab_utils.training.config import TrainingConfig  # noqa: E402
 from lab_utils.evaluation.sampling import resampling_diagnostics  # noqa: E402
-from lab_utils.training.resampling import ResamplingOptions  # noqa: E402
+from lab_utils.training.debiasing import DBVAE, ResamplingOptions  # noqa: E402
 from lab_utils.training.variants import LAB_VARIANTS, train_variant  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.core.files import write_text_atomic  # noqa: E402
 from lab_utils.core.env import output_dir  # noqa: E402
-from lab_utils.training.resampling import max_rule, product_rule  # noqa: E402
+from lab_utils.training.debiasing import max_rule, product_rule  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -27,7 +27,7 @@ from lab_utils.data.dataset import FaceDataset  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.core.files import write_text_atomic  # noqa: E402
 from lab_utils.core.env import machine_info  # noqa: E402
-from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
+from lab_utils.training.debiasing import FaceBatchSampler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SHARE = 0.15

@@ -36,13 +36,13 @@ import keras  # noqa: E402
 from lab_utils.data.dataset import FaceDataset  # noqa: E402
 from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.core.files import write_text_atomic  # noqa: E402
-from lab_utils.nn.models import DBVAE, VAE, build_cnn  # noqa: E402
+from lab_utils.nn.models import VAE, build_cnn  # noqa: E402
 from lab_utils.core.env import (
     machine_info,  # noqa: E402
     seed_everything,  # noqa: E402
 )
-from lab_utils.training.resampling import compute_sampling_probs, encode_faces, histogram_weights  # noqa: E402
-from lab_utils.training.sampler import FaceBatchSampler  # noqa: E402
+from lab_utils.evaluation.latents import encode_faces  # noqa: E402
+from lab_utils.training.debiasing import DBVAE, FaceBatchSampler, compute_sampling_probs, histogram_weights  # noqa: E402
 from lab_utils.training.config import TrainingConfig  # noqa: E402
 from lab_utils.training.trainers import train_classifier, train_dbvae, train_vae  # noqa: E402
 

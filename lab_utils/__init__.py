@@ -18,21 +18,21 @@ data/        where images come from
   loaders.py      real data, opt-in: the reference lab's file, PPB folders, CSV tables;  download.py  fetching
   h5io.py         the HDF5 schema shared with the reference lab
 nn/          the models and what they minimise
-  models.py       the CNN detector, the VAE and the DB-VAE (loss in compute_loss, any Keras backend)
-  losses.py       KL divergence, reconstruction, the VAE and DB-VAE losses (Labs 2 and 3's exercises)
+  models.py       the CNN detector, the VAE and what the DB-VAE shares with it (loss in compute_loss, any backend)
+  losses.py       KL divergence, reconstruction, the VAE's loss (Lab 2's exercises)
   backbones.py    other detector bodies for Lab 5: a wider CNN, a small ResNet, a VGG-style network
   backend.py      what training does differently on TensorFlow, JAX and PyTorch, in one place
 evaluation/  what came out
   metrics.py      per-group recall with bootstrap intervals, gaps, FPR, E[A], Var[A] (evaluate_detector)
   threshold_free.py  recall at a matched FPR, per-group AUC and AP;  seeds.py  several seeds;  results.py  the values
-  latents.py      active latent dimensions;  probes.py  a cross-validated linear probe
+  latents.py      a dataset's faces encoded, active latent dimensions;  probes.py  a cross-validated linear probe
   sampling.py     what a resampler did: the ESS of its weights, whom it drew (read after training)
   committed.py    the committed multi-seed results, read by Lab 5 (from the checkout, or fetched on Colab)
   reports.py      the words and tables a lab prints;  plots.py, galleries.py  the figures
 training/    how they learn
   trainers.py     train_classifier, train_vae, train_dbvae, predict_face_probs
-  resampling.py   the resampling rules (Lab 3's exercises: the max rule, and the labs' rule built on it)
-  callbacks.py    the per-epoch resampling inside fit();  sampler.py  weighted training batches
+  debiasing.py    the method, top to bottom: the DB-VAE's loss (Lab 3's exercise) and model, the resampling rules
+                  (Lab 3's exercises), the weighted batches and the per-epoch recompute inside fit()
   augmentation.py Lab 5: new training faces decoded from rare latent codes (and the label-aware oracle's)
   upweighting.py  Just Train Twice's error-based weights (Lab 5's exercise)
   variants.py     named variants (models, remedies) trained the same way by notebooks and benchmarks

@@ -50,7 +50,8 @@ DATA_PARALLEL = textwrap.dedent('''
     import numpy as np
     from lab_utils.nn import models
     from lab_utils.core import profiles
-    from lab_utils.training import resampling, trainers, variants
+    from lab_utils.evaluation import latents
+    from lab_utils.training import debiasing, trainers, variants
     from lab_utils.data.dataset import FaceDataset
 
     devices = keras.distribution.list_devices("cpu")
@@ -73,7 +74,7 @@ DATA_PARALLEL = textwrap.dedent('''
     builds = {
         "cnn": lambda: (models.build_cnn(), keras.losses.BinaryCrossentropy(from_logits=True)),
         "vae": lambda: (models.VAE(latent_dim=8, seed=0), None),
-        "dbvae": lambda: (models.DBVAE(latent_dim=8, seed=0), None),
+        "dbvae": lambda: (debiasing.DBVAE(latent_dim=8, seed=0), None),
     }
     ratios = {name: update_norm(b, True) / update_norm(b, False) for name, b in builds.items()}
 
@@ -89,7 +90,7 @@ DATA_PARALLEL = textwrap.dedent('''
         "recomputes": len(record["resampling_log"]),
         "losses": record["history"]["loss"],
         "probs_shape": list(trainers.predict_face_probs(model, train).shape),
-        "means_shape": list(resampling.encode_faces(model, train).shape),
+        "means_shape": list(latents.encode_faces(model, train).shape),
     }))
 ''')
 

@@ -22,9 +22,9 @@ from lab_utils.core import backend
 from lab_utils.nn import models
 from lab_utils.core import env, profiles
 from lab_utils.running import run_labs
-from lab_utils.training import augmentation, model_cache, resampling, trainers, variants
+from lab_utils.training import augmentation, debiasing, model_cache, trainers, variants
 from lab_utils.training.config import TrainingConfig
-from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils.training.debiasing import FaceBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,12 +70,12 @@ PROBES = {
     # arrays and metrics
     "probabilities outside [0, 1]": (lambda t: metrics.evaluate_detector([1.5, 0.2], [1, 0], [0, -1]),
                                      ValueError, ["[0, 1]"]),
-    "latent means with NaN": (lambda t: resampling.histogram_weights(nan_mu()), ValueError,
+    "latent means with NaN": (lambda t: debiasing.histogram_weights(nan_mu()), ValueError,
                               ["non-finite", "learning rate"]),
-    "latent means 1-D": (lambda t: resampling.histogram_weights(np.zeros(5)), ValueError, ["(n_faces, latent_dim)"]),
-    "unknown rule": (lambda t: resampling.histogram_weights(np.zeros((5, 2)), rule="median"), ValueError,
+    "latent means 1-D": (lambda t: debiasing.histogram_weights(np.zeros(5)), ValueError, ["(n_faces, latent_dim)"]),
+    "unknown rule": (lambda t: debiasing.histogram_weights(np.zeros((5, 2)), rule="median"), ValueError,
                      ["rule must be one of", "rule(mu, bins, alpha)"]),
-    "rule returns wrong length": (lambda t: resampling.histogram_weights(np.zeros((5, 2)),
+    "rule returns wrong length": (lambda t: debiasing.histogram_weights(np.zeros((5, 2)),
                                                                         rule=lambda mu, b, a: np.ones(3)),
                                   ValueError, ["one probability per face"]),
     "sampling weights negative": (lambda t: FaceBatchSampler(tiny(), 4, sampling_probs=[1, -1, 1, 1]),
@@ -89,11 +89,11 @@ PROBES = {
                                                                        np.zeros((2, 32, 32, 3), np.uint8)),
                                  ValueError, ["(N, 64, 64, 3)"]),
     # models and training
-    "latent_dim zero": (lambda t: models.DBVAE(latent_dim=0), ValueError, ["latent_dim must be an integer >= 1"]),
+    "latent_dim zero": (lambda t: debiasing.DBVAE(latent_dim=0), ValueError, ["latent_dim must be an integer >= 1"]),
     "kl_weight NaN": (lambda t: models.VAE(latent_dim=2, kl_weight=float("nan")), ValueError, ["finite number"]),
     "loss returns a scalar": (lambda t: models.VAE(latent_dim=2, loss_fn=lambda *a: np.float32(1.0)), ValueError,
                               ["one loss per sample", "one number for the whole batch"]),
-    "loss not callable": (lambda t: models.DBVAE(latent_dim=2, loss_fn="dbvae_loss"), ValueError,
+    "loss not callable": (lambda t: debiasing.DBVAE(latent_dim=2, loss_fn="dbvae_loss"), ValueError,
                           ["must be a function"]),
     "learning rate NaN": (lambda t: TrainingConfig(learning_rate=float("nan")), ValueError,
                           ["learning_rate must be a finite number > 0"]),
@@ -101,7 +101,7 @@ PROBES = {
                     ValueError, ["epochs must be an integer >= 1"]),
     "ema momentum 1": (lambda t: TrainingConfig(ema_momentum=1.0), ValueError, ["ema_momentum must be in [0, 1)"]),
     "wrong model for trainer": (lambda t: trainers.train_dbvae(models.build_cnn(width=0.25), tiny(), epochs=1),
-                                ValueError, ["expects a lab_utils.nn.models.DBVAE"]),
+                                ValueError, ["expects a lab_utils.training.debiasing.DBVAE"]),
     "variant kind unknown": (lambda t: variants.Variant("x", kind="gan"), ValueError, ["kind must be one of"]),
     "oracle without attribute": (lambda t: variants.oracle_sampling_probs(tiny(), 0.5), ValueError,
                                  ["needs the 'darker' attribute"]),
@@ -116,7 +116,7 @@ PROBES = {
                                 ValueError, ["hold only 0 and 1", "astype('uint8')", "* 255"]),
     "dataset of 0/1 uint8": (lambda t: FaceDataset(ones_and_zeros(), np.ones(4, np.float32)), ValueError,
                              ["hold only 0 and 1"]),
-    "encode floats in 0-255": (lambda t: models.DBVAE(latent_dim=2).encode(np.full((2, 64, 64, 3), 200.0, np.float32)),
+    "encode floats in 0-255": (lambda t: debiasing.DBVAE(latent_dim=2).encode(np.full((2, 64, 64, 3), 200.0, np.float32)),
                                ValueError, ["must be in [0, 1]", "divide by 255"]),
     "decode NaN codes": (lambda t: augmentation.decode_images(models.VAE(latent_dim=2), nan_mu()), ValueError,
                          ["NaN or infinite", "black image"]),
@@ -197,11 +197,11 @@ def test_two_processes_generating_the_same_benchmark_both_succeed_and_leave_one_
 def test_extreme_but_finite_codes_resample_as_their_scaled_copy(scale):
     mu = np.random.default_rng(0).normal(size=(400, 3))
     mu /= np.abs(mu).max()  # largest code exactly 1, so mu * 1e308 stays finite
-    assert np.allclose(resampling.histogram_weights(mu * scale), resampling.histogram_weights(mu))
+    assert np.allclose(debiasing.histogram_weights(mu * scale), debiasing.histogram_weights(mu))
 
 
 def test_weights_near_the_float_limit_are_not_all_zero_or_all_on_face_0():
-    probs = resampling.histogram_weights(np.random.default_rng(0).normal(size=(50, 2)),
+    probs = debiasing.histogram_weights(np.random.default_rng(0).normal(size=(50, 2)),
                                          rule=lambda mu, bins, alpha: np.full(len(mu), 1e308))
     assert np.allclose(probs, 1 / 50)
     sampler = FaceBatchSampler(tiny(), 4, sampling_probs=np.full(4, 1e308), seed=0)
@@ -226,9 +226,9 @@ def test_load_or_train_does_not_return_a_cnn_saved_where_the_dbvae_belongs(tmp_p
     profile = profiles.get_profile("smoke")
     models.save_model(models.build_cnn(width=0.25), model_cache.model_path("dbvae", profile, 0))
     trained = []
-    monkeypatch.setattr(model_cache, "train_variant", lambda *a, **k: (trained.append(1) or models.DBVAE(latent_dim=2), {}))
+    monkeypatch.setattr(model_cache, "train_variant", lambda *a, **k: (trained.append(1) or debiasing.DBVAE(latent_dim=2), {}))
     model = model_cache.load_or_train("dbvae", tiny(), profile)
-    assert isinstance(model, models.DBVAE) and trained
+    assert isinstance(model, debiasing.DBVAE) and trained
     assert "not a dbvae (a copied or renamed file?)" in capsys.readouterr().out
 
 

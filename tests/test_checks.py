@@ -11,7 +11,7 @@ from keras import ops
 from lab_utils.nn import losses
 from lab_utils.nn.models import reparameterize as reparameterize_reference
 from lab_utils.teaching import checks, exercise, records
-from lab_utils.training import resampling
+from lab_utils.training import debiasing
 
 
 def _one_line(capsys) -> str:
@@ -72,7 +72,7 @@ def _dbvae_broadcast(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
 
 
 def _dbvae_nan(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
-    total = losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
+    total = debiasing.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
     return total + ops.sqrt(ops.reshape(logit, (-1,)))  # NaN wherever the logit is negative
 
 
@@ -99,18 +99,18 @@ def _probs_density(mu, bins, alpha, rule="max"):
 
 
 def _probs_broadcast(mu, bins, alpha, rule="max"):
-    p = resampling.histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
+    p = debiasing.histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
     return p[:, None] * np.ones_like(p)
 
 
 def _probs_nan(mu, bins, alpha, rule="max"):
-    p = resampling.histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
+    p = debiasing.histogram_weights(mu, bins=bins, alpha=alpha, rule=rule)
     return p + np.sqrt(p - np.median(p))
 
 
 def _principal(rule):
     """The same mistake in Lab 3's rule, which applies the max rule along the leading principal directions."""
-    return lambda mu, bins, alpha: rule(resampling.principal_directions(mu), bins, alpha)
+    return lambda mu, bins, alpha: rule(debiasing.principal_directions(mu), bins, alpha)
 
 
 def _recall_strict(probs, labels, groups, threshold):
@@ -129,9 +129,9 @@ CHECKS = {
                        _reparam_nan),
     "kl_divergence": (checks.check_kl_divergence, losses.kl_divergence, _kl_half, _kl_broadcast, _kl_nan),
     "vae_loss": (checks.check_vae_loss, losses.vae_loss, _vae_no_kl_weight, _vae_broadcast, _vae_nan),
-    "dbvae_loss": (checks.check_dbvae_loss, losses.dbvae_loss, _dbvae_vae_on_all, _dbvae_broadcast, _dbvae_nan),
-    "max_rule_probs": (checks.check_max_rule_probs, resampling.max_rule, _probs_density, _probs_broadcast, _probs_nan),
-    "resampling_probs": (checks.check_resampling_probs, resampling.principal_max_rule, _principal(_probs_density),
+    "dbvae_loss": (checks.check_dbvae_loss, debiasing.dbvae_loss, _dbvae_vae_on_all, _dbvae_broadcast, _dbvae_nan),
+    "max_rule_probs": (checks.check_max_rule_probs, debiasing.max_rule, _probs_density, _probs_broadcast, _probs_nan),
+    "resampling_probs": (checks.check_resampling_probs, debiasing.principal_max_rule, _principal(_probs_density),
                          _principal(_probs_broadcast), _principal(_probs_nan)),
     "group_recall": (checks.check_group_recall, checks.group_recall_reference, _recall_strict, None, _recall_nan),
 }
@@ -271,23 +271,23 @@ def test_reference_reparameterize_works_on_tensors():
 
 
 def test_resampling_check_defaults_to_the_rule_the_lab_trains_with(capsys):
-    assert resampling.DEFAULT_RULE == "principal_max"
-    assert checks.check_resampling_probs(resampling.principal_max_rule) is resampling.principal_max_rule
+    assert debiasing.DEFAULT_RULE == "principal_max"
+    assert checks.check_resampling_probs(debiasing.principal_max_rule) is debiasing.principal_max_rule
     assert _one_line(capsys) == "PASS resampling_probs"
-    checks.check_resampling_probs(resampling.max_rule)  # the reference lab's rule is the building block, not the rule
+    checks.check_resampling_probs(debiasing.max_rule)  # the reference lab's rule is the building block, not the rule
     line = _one_line(capsys)
     assert "wrong value" in line and "leading right singular vectors" in line
-    assert "lab_utils.training.resampling.principal_max_rule" in line
-    assert checks.check_resampling_probs(resampling.product_rule, rule="product") is resampling.product_rule
+    assert "lab_utils.training.debiasing.principal_max_rule" in line
+    assert checks.check_resampling_probs(debiasing.product_rule, rule="product") is debiasing.product_rule
     assert _one_line(capsys) == "PASS resampling_probs"
     with pytest.raises(ValueError, match="rule must be one of"):
-        checks.check_resampling_probs(resampling.max_rule, rule="median")
+        checks.check_resampling_probs(debiasing.max_rule, rule="median")
 
 
 def test_max_rule_check_wants_the_reference_labs_rule(capsys):
-    assert checks.check_max_rule_probs(resampling.max_rule) is resampling.max_rule
+    assert checks.check_max_rule_probs(debiasing.max_rule) is debiasing.max_rule
     assert _one_line(capsys) == "PASS max_rule_probs"
-    checks.check_max_rule_probs(resampling.product_rule)
+    checks.check_max_rule_probs(debiasing.product_rule)
     line = _one_line(capsys)
     assert line.startswith("FAIL max_rule_probs") and "take the maximum" in line
 
@@ -299,7 +299,7 @@ def test_a_principal_max_rule_written_with_numpy_passes(capsys):
         centred = np.asarray(mu, dtype=np.float64) - np.mean(mu, axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         z = centred @ vt[:2].T
-        return resampling.max_rule(-z / z.std(axis=0), bins, alpha)
+        return debiasing.max_rule(-z / z.std(axis=0), bins, alpha)
 
     assert checks.check_resampling_probs(written) is written
     assert _one_line(capsys) == "PASS resampling_probs"
@@ -312,8 +312,8 @@ def test_fallbacks_accept_the_notebooks_call_forms(capsys):
     assert recall(probs, np.array([1, 1, 0], "float32"), np.array([0, 0, -1]))["LF"] == 0.5
     probs_fn = checks.check_resampling_probs(_not_done)
     mu = np.random.default_rng(0).normal(size=(20, 2))
-    np.testing.assert_allclose(probs_fn(mu, 5, 1e-3), resampling.histogram_weights(mu, bins=5, alpha=1e-3))
-    assert probs_fn is resampling.principal_max_rule
+    np.testing.assert_allclose(probs_fn(mu, 5, 1e-3), debiasing.histogram_weights(mu, bins=5, alpha=1e-3))
+    assert probs_fn is debiasing.principal_max_rule
     capsys.readouterr()
 
 

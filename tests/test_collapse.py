@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.evaluation.latents import active_units
+from lab_utils.evaluation.latents import active_units, encode_faces
 from lab_utils.nn import losses
-from lab_utils.nn.models import DBVAE, VAE
+from lab_utils.nn.models import VAE
 from lab_utils.core.env import seed_everything
-from lab_utils.training.resampling import encode_faces
 from lab_utils.training.config import TrainingConfig
+from lab_utils.training.debiasing import DBVAE
 from lab_utils.training.trainers import train_dbvae, train_vae
 
 STEPS = 300

@@ -20,7 +20,8 @@ SCRIPT = textwrap.dedent('''
     import keras
     from lab_utils.nn import models
     from lab_utils.core import profiles
-    from lab_utils.training import resampling, trainers, variants
+    from lab_utils.evaluation import latents
+    from lab_utils.training import debiasing, trainers, variants
     from lab_utils.data.dataset import FaceDataset
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -35,14 +36,14 @@ SCRIPT = textwrap.dedent('''
             model = build()
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
         before = [v.numpy().copy() for v in model.trainable_weights]
-        data = (x, y) if loss or isinstance(model, models.DBVAE) else (x,)
+        data = (x, y) if loss or isinstance(model, debiasing.DBVAE) else (x,)
         model.fit(tf.data.Dataset.from_tensor_slices(data).batch(16), epochs=1, verbose=0)
         return float(np.sqrt(sum(((v.numpy() - b) ** 2).sum() for v, b in zip(model.trainable_weights, before))))
 
     builds = {
         "cnn": (models.build_cnn, keras.losses.BinaryCrossentropy(from_logits=True)),
         "vae": (lambda: models.VAE(latent_dim=8, seed=0), None),
-        "dbvae": (lambda: models.DBVAE(latent_dim=8, seed=0), None),
+        "dbvae": (lambda: debiasing.DBVAE(latent_dim=8, seed=0), None),
     }
     ratios = {name: update_norm(b, mirrored, loss) / update_norm(b, None, loss) for name, (b, loss) in builds.items()}
 
@@ -60,7 +61,7 @@ SCRIPT = textwrap.dedent('''
         "recomputes": len(record["resampling_log"]),
         "losses": record["history"]["loss"],
         "probs_shape": list(trainers.predict_face_probs(model, train).shape),
-        "means_shape": list(resampling.encode_faces(model, train).shape),
+        "means_shape": list(latents.encode_faces(model, train).shape),
     }))
 ''')
 

@@ -7,7 +7,8 @@ import pytest
 from keras import ops
 
 from lab_utils.nn import losses
-from lab_utils.nn.losses import classification_loss, dbvae_loss, kl_divergence, reconstruction_loss, vae_loss
+from lab_utils.nn.losses import classification_loss, kl_divergence, reconstruction_loss, vae_loss
+from lab_utils.training.debiasing import dbvae_loss
 
 B, K = 6, 3
 

@@ -8,7 +8,6 @@ import pytest
 
 from lab_utils.nn import losses
 from lab_utils.nn.models import (
-    DBVAE,
     VAE,
     Sampling,
     build_cnn,
@@ -18,6 +17,7 @@ from lab_utils.nn.models import (
     predict_logits,
     save_model,
 )
+from lab_utils.training.debiasing import DBVAE
 from lab_utils.training.trainers import one_step_changes
 
 K = 3

@@ -11,13 +11,13 @@ import pytest
 
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation import probes
+from lab_utils.evaluation.latents import encode_posteriors
 from lab_utils.evaluation.threshold_free import average_precision, per_group_ap
 from lab_utils.nn.backbones import BACKBONES, build_backbone
-from lab_utils.nn.models import DBVAE
 from lab_utils.core.profiles import get_profile
 from lab_utils.training import augmentation, remedies, variants
+from lab_utils.training.debiasing import DBVAE
 from lab_utils.training.variants import Variant
-from lab_utils.training.resampling import encode_posteriors
 from lab_utils.training.upweighting import error_weights
 
 SMOKE = get_profile("smoke").with_overrides(batch_size=16, latent_dim=4)

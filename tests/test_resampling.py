@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.nn.models import DBVAE
-from lab_utils.training import resampling
-from lab_utils.training.resampling import (
-    ResamplingOptions,
-    compute_sampling_probs,
-    encode_faces,
-    histogram_weights,
-    resampling_diagnostics,
-)
+from lab_utils.evaluation import sampling
+from lab_utils.evaluation.latents import encode_faces
+from lab_utils.evaluation.sampling import resampling_diagnostics
+from lab_utils.training import debiasing
+from lab_utils.training.debiasing import DBVAE, ResamplingOptions, compute_sampling_probs, histogram_weights
 
 RULES = ("product", "max")
 
@@ -191,19 +187,19 @@ def _rare_group_along_a_main_axis(n: int = 4000, seed: int = 0) -> tuple[np.ndar
 
 def test_principal_max_finds_a_rare_group_the_per_dimension_max_rule_dilutes():
     mu, rare = _rare_group_along_a_main_axis()
-    principal = resampling.histogram_weights(mu, rule="principal_max")
-    per_dimension = resampling.histogram_weights(mu, rule="max")
+    principal = debiasing.histogram_weights(mu, rule="principal_max")
+    per_dimension = debiasing.histogram_weights(mu, rule="max")
     assert principal[rare].sum() >= 3 * rare.mean()
     assert per_dimension[rare].sum() < 2 * rare.mean()
-    assert resampling.resampling_diagnostics(principal)["ess_fraction"] >= 0.1
+    assert sampling.resampling_diagnostics(principal)["ess_fraction"] >= 0.1
 
 
 def test_principal_max_is_the_max_rule_on_the_standardised_leading_directions():
     mu, _ = _rare_group_along_a_main_axis(500)
-    z = resampling.principal_directions(mu, 3)
+    z = debiasing.principal_directions(mu, 3)
     assert z.shape == (500, 3) and np.allclose(z.std(axis=0), 1.0) and np.allclose(z.mean(axis=0), 0.0)
-    assert np.allclose(resampling.principal_max_rule(mu, components=3), resampling.max_rule(z))
-    assert np.allclose(resampling.principal_max_rule(mu * 1e-4), resampling.principal_max_rule(mu))  # scale-free
+    assert np.allclose(debiasing.principal_max_rule(mu, components=3), debiasing.max_rule(z))
+    assert np.allclose(debiasing.principal_max_rule(mu * 1e-4), debiasing.principal_max_rule(mu))  # scale-free
 
 
 @pytest.mark.parametrize("mu, alpha, words", [
@@ -215,4 +211,4 @@ def test_principal_max_is_the_max_rule_on_the_standardised_leading_directions():
 ])
 def test_principal_max_bad_input_names_the_argument(mu, alpha, words):
     with pytest.raises(ValueError, match=words):
-        resampling.histogram_weights(mu, rule="principal_max", alpha=alpha)
+        debiasing.histogram_weights(mu, rule="principal_max", alpha=alpha)

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils.training.debiasing import FaceBatchSampler
 
 N_FACES, N_NONFACES = 10, 6
 

@@ -12,14 +12,13 @@ import pytest
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn import losses
 from lab_utils.nn.losses import reconstruction_loss
-from lab_utils.nn.models import DBVAE, VAE, build_cnn
+from lab_utils.nn.models import VAE, build_cnn
 from lab_utils.core.env import seed_everything
 from lab_utils.core.profiles import get_profile
-from lab_utils.training import callbacks as callbacks_module
-from lab_utils.training.callbacks import ResamplingCallback
+from lab_utils.evaluation.sampling import resampling_diagnostics
+from lab_utils.training import debiasing
 from lab_utils.training.config import TrainingConfig
-from lab_utils.training.resampling import ResamplingOptions, resampling_diagnostics
-from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils.training.debiasing import DBVAE, FaceBatchSampler, ResamplingCallback, ResamplingOptions
 from lab_utils.training.trainers import (
     predict_face_probs,
     train_classifier,
@@ -127,7 +126,7 @@ def test_dbvae_learns_and_logs_resampling(train, test):
     assert [entry["epoch"] for entry in log] == list(range(epochs))
     n_faces = len(train.face_idx)
     # Epoch 0 samples uniformly (the latent space is still random); the weights are computed at the start of epoch 1
-    # and kept (resampling.RECOMPUTE_EVERY is None: once).
+    # and kept (debiasing.RECOMPUTE_EVERY is None: once).
     assert [entry["recomputed"] for entry in log] == [False, True, False]
     np.testing.assert_array_equal(log[2]["sampling_probs"], log[1]["sampling_probs"])
     np.testing.assert_allclose(log[0]["sampling_probs"], 1 / n_faces)
@@ -175,7 +174,7 @@ def test_concentrated_weights_warn(monkeypatch):
     train = synthetic(300, 20, seed=2)  # enough faces that one face is under 1% of them
     n = len(train.face_idx)
     one_face = np.r_[1.0, np.zeros(n - 1)]
-    monkeypatch.setattr(callbacks_module, "compute_sampling_probs",
+    monkeypatch.setattr(debiasing, "compute_sampling_probs",
                         lambda *a, **k: (one_face, resampling_diagnostics(one_face)))
     sampler = FaceBatchSampler(train, BATCH)
     with pytest.warns(RuntimeWarning, match=rf"worth only 1.0 of {n} faces.*rule='principal_max'.*Raise alpha\."):
@@ -186,7 +185,7 @@ def test_concentrated_weights_warn(monkeypatch):
         run_callback_epochs(ResamplingCallback(sampler, ResamplingOptions(rule="product")), sampler, 2)
 
     healthy = np.full(n, 1.0 / n)
-    monkeypatch.setattr(callbacks_module, "compute_sampling_probs",
+    monkeypatch.setattr(debiasing, "compute_sampling_probs",
                         lambda *a, **k: (healthy, resampling_diagnostics(healthy)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -291,10 +290,10 @@ def test_the_loss_function_given_is_the_one_that_trains(train, kind):
             return losses.vae_loss(x, x_hat, mu, logvar, kl_weight, "l2")
     else:
         def same(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
-            return losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
+            return debiasing.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, recon)
 
         def other(x, x_hat, y, logit, mu, logvar, kl_weight, recon):
-            return losses.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, "l2")
+            return debiasing.dbvae_loss(x, x_hat, y, logit, mu, logvar, kl_weight, "l2")
 
     reference = weights_after(train, None, kind)
     for a, b in zip(reference, weights_after(train, same, kind)):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 
 def integer(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:
@@ -64,8 +66,6 @@ def images(name: str, value: Any, *, any_size: bool = False) -> tuple[Any, bool]
     is uint8: the one check at every entry that takes images. uint8 must use the 0-255 range (a batch holding only
     0 and 1 is floats cast without scaling); floats must be finite and in [0, 1] (floats in 0-255 are uint8 values
     not divided by 255)."""
-    import numpy as np
-
     x = np.asarray(value)
     if any_size:
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
@@ -114,3 +114,82 @@ def shape_mistake(expected: tuple[int, ...], got: tuple[int, ...]) -> str:
         return (f"{head}: a broadcasting mistake - an extra axis appeared, as when a (B, 1) array meets a (B,) "
                 "array; make the shapes of the arrays you combine match")
     return head
+
+
+def latent_means(mu: Any) -> np.ndarray:
+    """Latent means as a float64 (n_faces, latent_dim) array, else a ``ValueError`` that says what went wrong upstream."""
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
+        raise ValueError(f"mu must be a non-empty (n_faces, latent_dim) array of latent means, got {mu.shape}.")
+    if not np.isfinite(mu).all():
+        raise ValueError(
+            f"mu has {int((~np.isfinite(mu)).sum())} non-finite values; the encoder diverged "
+            "(check the learning rate / KL weight) or the input images are not in [0, 1]."
+        )
+    return mu
+
+
+def dimension_indices(name: str, dims: Sequence[int] | None, k: int) -> np.ndarray:
+    """Distinct indices into ``k`` latent dimensions (negative ones count from the end); ``None`` means all."""
+    if dims is None:
+        return np.arange(k)
+    sel = np.asarray(dims)
+    if sel.ndim != 1 or sel.size == 0 or not np.issubdtype(sel.dtype, np.integer):
+        raise ValueError(f"{name} must be a non-empty sequence of latent dimension indices, got {dims!r}.")
+    if sel.min() < -k or sel.max() >= k or len(np.unique(sel % k)) != sel.size:
+        raise ValueError(f"{name} must be distinct indices in [0, {k}) for {k} latent dimensions, got {dims!r}.")
+    return sel % k
+
+
+def rule_output(name: str, value: Any, n_faces: int) -> np.ndarray:
+    """What a resampling rule returned, as probabilities that sum to 1, else a ``ValueError`` naming the rule."""
+    probs = np.asarray(value, dtype=np.float64)
+    if probs.shape != (n_faces,):
+        raise ValueError(f"The resampling rule {name!r} returned shape {probs.shape}; it must return one "
+                         f"probability per face, shape ({n_faces},).")
+    if not np.isfinite(probs).all() or (probs < 0).any() or not probs.max() > 0:
+        raise ValueError(f"The resampling rule {name!r} returned weights that are negative, non-finite or all "
+                         "zero; every face needs a finite weight >= 0 and at least one a positive one.")
+    probs = probs / probs.max()  # weights near the float64 limit must not overflow the sum
+    return probs / probs.sum()
+
+
+def sampling_probs(value: Any, n_faces: int) -> np.ndarray:
+    """One non-negative weight per face (any scale) as probabilities that sum to 1, else a ``ValueError``."""
+    try:
+        probs = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"sampling_probs must be numeric, got {type(value).__name__} ({err}).") from err
+    if probs.ndim != 1:
+        raise ValueError(f"sampling_probs must be 1-D (one weight per face), got shape {probs.shape}.")
+    if len(probs) != n_faces:
+        raise ValueError(f"sampling_probs has {len(probs)} entries but the dataset has {n_faces} faces; "
+                         "give one weight per face in dataset.face_idx order.")
+    bad = ~np.isfinite(probs)
+    if bad.any():
+        raise ValueError(f"sampling_probs has {int(bad.sum())} non-finite values (NaN or inf), first at face position "
+                         f"{int(np.flatnonzero(bad)[0])}; check the density estimate that produced them.")
+    if (probs < 0).any():
+        raise ValueError(f"sampling_probs has {int((probs < 0).sum())} negative values (min {probs.min():.3g}); "
+                         "weights must be >= 0.")
+    if probs.max() > 0:
+        probs = probs / probs.max()  # weights of 1e308 must not overflow the sum into inf (and the draw to face 0)
+    total = probs.sum()
+    if not total > 0:
+        raise ValueError("sampling_probs sums to 0; at least one face needs a positive weight.")
+    return probs / total
+
+
+def batch_composition(dataset: str, batch_size: int, face_fraction: float, n_faces_per_batch: int, n_faces: int,
+                      n_nonfaces: int) -> None:
+    """Refuse batches a detector cannot learn from: no faces to draw, or a class that never appears."""
+    if 0.0 < face_fraction < 1.0 and not 0 < n_faces_per_batch < batch_size:
+        raise ValueError(f"batch_size={batch_size} with face_fraction={face_fraction} leaves {n_faces_per_batch} "
+                         "faces per batch: every batch needs both faces and non-faces (a detector that never sees "
+                         "one class learns nothing). Use a batch_size of at least 2.")
+    if n_faces == 0:
+        raise ValueError(f"{dataset}: the dataset has no faces (label 1); a face sampler needs some. Check the labels "
+                         "or load a training file that contains faces.")
+    if n_faces_per_batch < batch_size and n_nonfaces == 0:
+        raise ValueError(f"{dataset}: the dataset has no non-faces (label 0) but face_fraction={face_fraction} asks "
+                         "for some in every batch. Use face_fraction=1.0 or add non-face images.")

@@ -19,7 +19,7 @@ class FaceDataset:
     per-image attributes (arrays of length N).
 
     Attributes are for analysis and evaluation only; training code must not read them (see
-    ``lab_utils.training.resampling``). Conventions: ``group`` is int8 with 0..3 indexing ``lab_utils.GROUPS``
+    ``lab_utils.training.debiasing``). Conventions: ``group`` is int8 with 0..3 indexing ``lab_utils.GROUPS``
     (LF, LM, DF, DM) and -1 for non-faces or unknown; other integer attributes use -1 and float
     attributes NaN where they do not apply (e.g. skin tone of a non-face).
     """

@@ -9,6 +9,10 @@ import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
 
+LOW_ESS_FRACTION = 0.01
+"""Warn when the sampling probabilities are worth fewer than this share of the training faces: a detector that sees
+the same few faces over and over stops finding faces at all."""
+
 
 def resampling_diagnostics(probs: np.ndarray) -> dict[str, float]:
     """How concentrated the sampling is: ``ess`` = 1 / sum p^2 is the number of equally weighted faces
@@ -29,6 +33,18 @@ def resampling_diagnostics(probs: np.ndarray) -> dict[str, float]:
         "min_over_mean": float(p.min() * n),
         "top1pct_mass": float(np.sort(p)[-top:].sum()),
     }
+
+
+def concentration_warning(diagnostics: dict[str, float], rule: str, alpha: float) -> str | None:
+    """What to say when :func:`resampling_diagnostics` finds the sampling concentrated on too few faces (fewer than
+    :data:`LOW_ESS_FRACTION` of them), with what to change; None when it is not."""
+    ess, n = diagnostics["ess"], diagnostics["n_faces"]
+    if ess >= LOW_ESS_FRACTION * n:
+        return None
+    advice = ("Raise alpha" + ("" if rule == "principal_max" else ", histogram fewer dims")
+              + (", or use rule='principal_max'" if rule == "product" else ""))
+    return (f"the resampling weights are worth only {ess:.1f} of {n:.0f} faces (effective sample size), so the "
+            f"detector sees the same few faces over and over (rule={rule!r}, alpha={alpha:g}). {advice}.")
 
 
 def resampling_summary(train: FaceDataset, log: list[dict[str, Any]], attribute: str = "darker") -> dict[str, Any]:

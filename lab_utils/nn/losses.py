@@ -1,4 +1,5 @@
-"""Per-sample losses of the VAE and the DB-VAE, as pure ``keras.ops`` functions.
+"""Per-sample loss terms of the VAE and the DB-VAE (whose loss, built from them, is in ``training/debiasing.py``),
+as pure ``keras.ops`` functions.
 
 Every function returns one value per sample, shape ``(B,)``, and reduces over the batch nowhere: the
 DB-VAE multiplies the VAE term by the face indicator per sample, and that only works when no term has
@@ -37,12 +38,12 @@ Evidence: benchmarks/results/latent_search_*.md."""
 VAE_RECON = "l1"
 """Lab 2's VAE's reconstruction term: it already encodes faces (and skin tone) with the whole image weighted alike."""
 DBVAE_KL_WEIGHT = 5e-4
-"""Lab 3's DB-VAE's KL weight (``models.DBVAE``'s default and the labs' variant), with :data:`DBVAE_RECON`: a latent
+"""Lab 3's DB-VAE's KL weight (``debiasing.DBVAE``'s default and the labs' variant), with :data:`DBVAE_RECON`: a latent
 space that encodes faces, in which the resampling rule finds the darker faces (benchmarks/FINDINGS.md)."""
 DBVAE_RECON = "l1_centre"
 """Lab 3's DB-VAE's reconstruction term. The DB-VAE's encoder is also the detector; weighting the face in the centre
 over the background moves skin tone onto the leading directions of its latent space, where
-``resampling.DEFAULT_RULE`` looks (benchmarks/results/face_focus_*.md, rule_in_training_centre12_*.md)."""
+``debiasing.DEFAULT_RULE`` looks (benchmarks/results/face_focus_*.md, rule_in_training_centre12_*.md)."""
 STRONG_KL_WEIGHT = 0.05
 """100x the reference lab's weight, the labs' DB-VAE setting before :data:`DBVAE_KL_WEIGHT`: a regulariser that made
 the detector fairer and collapsed the latent space (no active dimension). Kept for the labs' questions and the
@@ -56,7 +57,7 @@ def _tensor(value: Any) -> Any:
     return ops.cast(ops.convert_to_tensor(value), "float32")
 
 
-def _shape(t: Any) -> tuple | None:
+def static_shape(t: Any) -> tuple | None:
     """Static shape, or None when even the rank is unknown (Keras relaxes shapes when it retraces)."""
     try:
         return tuple(t.shape)
@@ -66,16 +67,16 @@ def _shape(t: Any) -> tuple | None:
 
 def _check_batch(names: tuple[str, ...], tensors: tuple[Any, ...]) -> None:
     """Raise if statically known batch sizes disagree (symbolic ``None`` sizes are checked at run time)."""
-    shapes = {name: _shape(t) for name, t in zip(names, tensors)}
+    shapes = {name: static_shape(t) for name, t in zip(names, tensors)}
     sizes = {name: shape[0] for name, shape in shapes.items() if shape and shape[0] is not None}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"Batch sizes differ: {sizes}. Pass tensors for the same batch of samples.")
 
 
-def _as_vector(name: str, value: Any) -> Any:
+def as_vector(name: str, value: Any) -> Any:
     """``(B,)`` or ``(B, 1)`` -> ``(B,)``; anything else is an error rather than a silent broadcast."""
     t = _tensor(value)
-    shape = _shape(t)
+    shape = static_shape(t)
     if shape is None or (len(shape) == 2 and shape[1] == 1):
         return ops.reshape(t, (-1,))
     if len(shape) != 1:
@@ -87,7 +88,7 @@ def _as_vector(name: str, value: Any) -> Any:
 
 
 def _check_same_shape(a_name: str, a: Any, b_name: str, b: Any, min_rank: int) -> None:
-    sa, sb = _shape(a), _shape(b)
+    sa, sb = static_shape(a), static_shape(b)
     if sa is None or sb is None:
         return
     if len(sa) < min_rank or len(sa) != len(sb):
@@ -103,7 +104,7 @@ def kl_divergence(mu: Any, logvar: Any) -> Any:
     exercise)."""
     mu, logvar = _tensor(mu), _tensor(logvar)
     _check_same_shape("mu", mu, "logvar", logvar, min_rank=2)
-    if _shape(mu) is not None and len(mu.shape) != 2:
+    if static_shape(mu) is not None and len(mu.shape) != 2:
         raise ValueError(f"'mu' and 'logvar' must be (B, latent_dim), got {tuple(mu.shape)}.")
     return 0.5 * ops.sum(ops.exp(logvar) + ops.square(mu) - 1.0 - logvar, axis=-1)
 
@@ -122,7 +123,7 @@ def reconstruction_loss(x: Any, x_hat: Any, recon: str = "l1") -> Any:
     diff = x - x_hat
     err = ops.square(diff) if recon == "l2" else ops.abs(diff)
     if recon == "l1_centre":
-        if _shape(err) is not None and tuple(err.shape[1:3]) != (64, 64):
+        if static_shape(err) is not None and tuple(err.shape[1:3]) != (64, 64):
             raise ValueError(f"recon='l1_centre' weights 64x64 images; got x of shape {tuple(err.shape)}.")
         # As a tensor: PyTorch will not multiply a tensor that needs gradients by a NumPy array.
         err = err * ops.convert_to_tensor(centre_weights(), dtype=err.dtype)
@@ -141,24 +142,9 @@ def vae_loss(x: Any, x_hat: Any, mu: Any, logvar: Any, kl_weight: float, recon: 
 
 def classification_loss(y: Any, logit: Any) -> Any:
     """Sigmoid cross-entropy from logits per sample, shape (B,); ``(B, 1)`` inputs are flattened, not broadcast."""
-    y, logit = _as_vector("y", y), _as_vector("logit", logit)
+    y, logit = as_vector("y", y), as_vector("logit", logit)
     _check_batch(("y", "logit"), (y, logit))
     return ops.binary_crossentropy(y, logit, from_logits=True)
-
-
-def dbvae_loss(x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_weight: float,
-               recon: str = "l1") -> Any:
-    """DB-VAE loss per sample, shape (B,): Lab 3's exercise, and the DB-VAE's loss.
-
-    ``classification + 1[face] * (reconstruction + kl_weight * KL)``: the face indicator is the gradient mask,
-    so a non-face sends exactly zero gradient through the VAE terms.
-    """
-    y = _as_vector("y", y)
-    vae = vae_loss(x, x_hat, mu, logvar, kl_weight, recon)
-    total = classification_loss(y, logit) + y * vae
-    if _shape(total) is not None and len(total.shape) != 1:
-        raise ValueError(f"DB-VAE loss has shape {tuple(total.shape)}, expected (B,).")
-    return total
 
 
 LOSS_ARGUMENTS = {

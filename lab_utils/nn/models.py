@@ -1,4 +1,5 @@
-"""Keras 3 models: the baseline CNN face detector, a faces-only VAE and the DB-VAE, plus .keras save/load.
+"""Keras 3 models: the baseline CNN face detector, a faces-only VAE and what it shares with the DB-VAE (whose own
+class is in ``training/debiasing.py``, beside the rest of the method), plus .keras save/load.
 
 The VAE and DB-VAE follow keras-io's newer VAE examples: a seeded ``Sampling`` layer, named functional
 ``encoder``/``decoder`` models, ``call`` returning everything the loss needs, and the loss in a
@@ -21,13 +22,9 @@ from lab_utils.core.files import atomic_path
 from lab_utils.nn import backend
 from lab_utils.nn.backbones import CNN_FILTERS, build_cnn, build_vgg
 from lab_utils.nn.losses import (
-    DBVAE_KL_WEIGHT,
-    DBVAE_RECON,
     RECONSTRUCTION_KINDS,
     VAE_KL_WEIGHT,
     VAE_RECON,
-    classification_loss,
-    dbvae_loss,
     kl_divergence,
     reconstruction_loss,
     refuse_untrainable_loss,
@@ -125,12 +122,12 @@ def pad_batch(x: np.ndarray, size: int) -> np.ndarray:
 
 def predict_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Face logits (B, 1) of a CNN or a DB-VAE; the DB-VAE's come from its encoder alone (no decoding)."""
-    if isinstance(model, DBVAE):
+    if isinstance(model, LatentModel) and model.n_extra:  # a DB-VAE: the face logit leads its encoder's outputs
         return predict_batch(model.encoder, x)[:, :1]
     return predict_batch(model, x)
 
 
-class _LatentModel(keras.Model):
+class LatentModel(keras.Model):
     """What the VAE and DB-VAE share: encoder (``n_extra`` leading logits), decoder, Sampling, loss, config.
 
     ``loss_fn`` and ``reparameterize_fn`` (the labs pass the student's) are not saved with the model: a loaded
@@ -196,7 +193,7 @@ class _LatentModel(keras.Model):
             out["logit"] = extra
         return out
 
-    def _track_vae_terms(self, x: Any, out: dict[str, Any], faces: Any = None) -> None:
+    def track_vae_terms(self, x: Any, out: dict[str, Any], faces: Any = None) -> None:
         """Log reconstruction and KL with the reference terms (whatever loss trains), over faces only."""
         self.reconstruction_tracker.update_state(reconstruction_loss(x, out["x_hat"], self.recon), sample_weight=faces)
         self.kl_tracker.update_state(kl_divergence(out["mu"], out["logvar"]), sample_weight=faces)
@@ -207,7 +204,7 @@ class _LatentModel(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="lab_utils")
-class VAE(_LatentModel):
+class VAE(LatentModel):
     """Faces-only VAE trained on ``loss_fn(x, x_hat, mu, logvar, kl_weight, recon)`` per sample (default
     :func:`lab_utils.nn.losses.vae_loss`). Labels in the data are ignored (train it on faces only)."""
 
@@ -224,44 +221,7 @@ class VAE(_LatentModel):
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
         per_sample = self.loss_fn(x, y_pred["x_hat"], y_pred["mu"], y_pred["logvar"], self.kl_weight, self.recon)
-        self._track_vae_terms(x, y_pred)
-        return backend.replica_mean(per_sample)
-
-
-@keras.saving.register_keras_serializable(package="lab_utils")
-class DBVAE(_LatentModel):
-    """Debiasing VAE (Amini et al., AIES 2019): a face classifier whose encoder is also a VAE on faces.
-
-    Encoder outputs are ``[face logit, k means, k log-variances]``. It trains on
-    ``loss_fn(x, x_hat, y, logit, mu, logvar, kl_weight, recon)`` per sample, averaged over the batch (default
-    :func:`lab_utils.nn.losses.dbvae_loss`: the face indicator masks the VAE terms, so non-faces train only the
-    classifier). ``call`` returns a dict with the face ``logit`` (B, 1), ``x_hat``, ``mu`` and ``logvar``.
-    """
-
-    n_extra = 1
-    kind = "dbvae"
-    reference_loss = staticmethod(dbvae_loss)
-
-    def __init__(self, latent_dim: int = 32, kl_weight: float = DBVAE_KL_WEIGHT, recon: str = DBVAE_RECON,
-                 seed: int | None = None, loss_fn: Callable[..., Any] | None = None,
-                 reparameterize_fn: Callable[..., Any] | None = None, encoder_body: str = "cnn",
-                 **kwargs: Any) -> None:
-        super().__init__(latent_dim, kl_weight, recon, seed, loss_fn, reparameterize_fn, encoder_body, **kwargs)
-        self.classification_tracker = keras.metrics.Mean(name="classification_loss")
-        self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # on logits
-        self.build(None)
-
-    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
-                     training: bool = True) -> Any:
-        if y is None:
-            raise ValueError("DBVAE needs face labels: fit/evaluate it on (x, y) with y = 1 for faces, 0 otherwise.")
-        y = ops.reshape(ops.cast(y, "float32"), (-1,))
-        logit = y_pred["logit"]
-        per_sample = self.loss_fn(x, y_pred["x_hat"], y, logit, y_pred["mu"], y_pred["logvar"], self.kl_weight,
-                                  self.recon)
-        self.classification_tracker.update_state(classification_loss(y, logit))
-        self._track_vae_terms(x, y_pred, faces=y)  # the VAE terms apply to faces only
-        self.accuracy_tracker.update_state(y, ops.reshape(ops.cast(logit, "float32"), (-1,)))
+        self.track_vae_terms(x, y_pred)
         return backend.replica_mean(per_sample)
 
 

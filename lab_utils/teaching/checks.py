@@ -100,7 +100,7 @@ def check_dbvae_loss(fn: Any) -> Callable[..., Any]:
                           "kl_weight": round(float(rng.uniform(0.2, 1.0)), 3), "recon": "l1"})
         return cases
 
-    return check_function("dbvae_loss", fn, LazyReference("lab_utils.nn.losses", "dbvae_loss"), make_inputs,
+    return check_function("dbvae_loss", fn, LazyReference("lab_utils.training.debiasing", "dbvae_loss"), make_inputs,
                           tensors=True,
                           hint="only faces (y = 1) get the VAE term; every sample gets the classification term")
 
@@ -139,12 +139,12 @@ def check_group_recall(fn: Any) -> Callable[..., Any]:
 
 
 def check_resampling_probs(fn: Any, *, rule: str | None = None) -> Callable[..., Any]:
-    """fn(mu, bins, alpha) -> sampling probability per face (N,), as ``lab_utils.training.resampling.RULES[rule]``.
+    """fn(mu, bins, alpha) -> sampling probability per face (N,), as ``lab_utils.training.debiasing.RULES[rule]``.
 
-    ``rule`` defaults to the library's and the labs' rule (``resampling.DEFAULT_RULE``), the one Lab 3 trains
+    ``rule`` defaults to the library's and the labs' rule (``debiasing.DEFAULT_RULE``), the one Lab 3 trains
     with; the function is called with positional ``(mu, bins, alpha)``, as the trainer calls a rule.
     """
-    from lab_utils.training.resampling import DEFAULT_RULE  # lazily, as LazyReference: checks loads no Keras
+    from lab_utils.training.debiasing import DEFAULT_RULE  # lazily, as LazyReference: checks loads no Keras
 
     return _check_rule("resampling_probs", fn, rule or DEFAULT_RULE)
 
@@ -162,7 +162,7 @@ _RULE_HINTS = {
 
 
 def _check_rule(name: str, fn: Any, rule: str) -> Callable[..., Any]:
-    from lab_utils.training.resampling import PRINCIPAL_COMPONENTS, RULES  # lazily: checks loads no Keras
+    from lab_utils.training.debiasing import PRINCIPAL_COMPONENTS, RULES  # lazily: checks loads no Keras
 
     if rule not in RULES:
         raise ValueError(f"check_{name}: rule must be one of {sorted(RULES)}, got {rule!r}.")
@@ -183,7 +183,7 @@ def _check_rule(name: str, fn: Any, rule: str) -> Callable[..., Any]:
                 f"then the max rule on those columns ({histogram}; {_RULE_HINTS['max']})")
     else:
         hint = f"per dimension, {histogram}; {_RULE_HINTS[rule]}; normalise to sum to 1"
-    return check_function(name, fn, LazyReference("lab_utils.training.resampling", f"{rule}_rule"), make_inputs,
+    return check_function(name, fn, LazyReference("lab_utils.training.debiasing", f"{rule}_rule"), make_inputs,
                           atol=1e-7, hint=hint)
 
 

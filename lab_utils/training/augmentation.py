@@ -22,7 +22,7 @@ import numpy as np
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.evaluation.probes import ProbeScore, cross_validated_probe, fit_linear_probe
 from lab_utils.nn.models import pad_batch, predict_batch
-from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_BINS, DEFAULT_RULE, Rule, histogram_weights
+from lab_utils.training.debiasing import DEFAULT_ALPHA, DEFAULT_BINS, DEFAULT_RULE, Rule, histogram_weights
 from lab_utils.core.validation import integer, number
 from lab_utils.core import validation
 

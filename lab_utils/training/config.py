@@ -13,7 +13,7 @@ from typing import Any
 
 from lab_utils.core.profiles import Profile
 from lab_utils.core.validation import instance, integer, number
-from lab_utils.training.resampling import ResamplingOptions, check_options
+from lab_utils.training.debiasing import ResamplingOptions, check_options
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from lab_utils.core.profiles import Profile
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.data.sources import dataset_name
 from lab_utils.nn import models
+from lab_utils.training.debiasing import DBVAE
 from lab_utils.training.variants import KINDS, LAB_VARIANTS, train_variant
 
 
@@ -29,8 +30,8 @@ def load_or_train(kind: str, train: FaceDataset, profile: Profile, *, seed: int 
     if path.is_file():
         try:
             model = models.load_model(path)
-            expected = {"vae": models.VAE, "dbvae": models.DBVAE}.get(kind)
-            if (type(model) is not expected) if expected else isinstance(model, (models.VAE, models.DBVAE)):
+            expected = {"vae": models.VAE, "dbvae": DBVAE}.get(kind)
+            if (type(model) is not expected) if expected else isinstance(model, (models.VAE, DBVAE)):
                 raise ValueError(f"it holds a {type(model).__name__}, not a {kind} (a copied or renamed file?)")
             print(f"Loaded {kind} from {path}")
             return model

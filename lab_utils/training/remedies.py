@@ -17,9 +17,10 @@ import numpy as np
 
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn.backbones import build_backbone
+from lab_utils.evaluation.latents import encode_posteriors
 from lab_utils.nn.losses import DBVAE_KL_WEIGHT
 from lab_utils.training import augmentation, trainers, upweighting
-from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, encode_posteriors
+from lab_utils.training.debiasing import DEFAULT_ALPHA, DEFAULT_RULE
 
 
 @dataclass(frozen=True)

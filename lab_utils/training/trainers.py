@@ -18,14 +18,13 @@ from tqdm.auto import tqdm
 
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn import backend
-from lab_utils.nn.models import DBVAE, VAE, predict_logits
+from lab_utils.nn.models import VAE, predict_logits
 from lab_utils.core.env import fit_verbosity, seed_everything
-from lab_utils.training.callbacks import ResamplingCallback
 from lab_utils.training.config import TrainingConfig, check_config
-from lab_utils.training.resampling import PROGRESS_MIN_IMAGES
-from lab_utils.training.sampler import FaceBatchSampler
+from lab_utils.training.debiasing import DBVAE, FaceBatchSampler, ResamplingCallback
+from lab_utils.evaluation.latents import PROGRESS_MIN_IMAGES
 from lab_utils.core import validation
-from lab_utils.core.validation import integer, number
+from lab_utils.core.validation import integer
 
 EMA_MIN_HORIZONS = 3.0
 """Warn when training is shorter than this many EMA time constants 1/(1 - momentum): the average would
@@ -157,12 +156,12 @@ def train_dbvae(
     rule, smoothing and schedule; see :class:`ResamplingCallback`). ``resample=False`` gives the uniform-sampling
     control with the same model, loss and log; with ``sampling_probs`` (``train.face_idx`` order) it gives a fixed-weight
     control such as a label-aware oracle (with resampling they only apply until the first recompute). The rule is a
-    name in ``resampling.RULES`` or your own function ``rule(mu, bins, alpha) -> probabilities`` (Lab 3 trains with
+    name in ``debiasing.RULES`` or your own function ``rule(mu, bins, alpha) -> probabilities`` (Lab 3 trains with
     the student's); a warning says when the weights collapse onto a few faces.
     Returns ``(history, resampling_log)``; the model ends up holding EMA weights.
     """
     if not isinstance(dbvae, DBVAE):
-        raise ValueError(f"train_dbvae expects a lab_utils.nn.models.DBVAE, got {type(dbvae).__name__}.")
+        raise ValueError(f"train_dbvae expects a lab_utils.training.debiasing.DBVAE, got {type(dbvae).__name__}.")
     batch_size = check_config(config).batch_size
     seed_everything(seed)
     sampler = FaceBatchSampler(train, batch_size, sampling_probs=sampling_probs, seed=seed)

@@ -23,7 +23,7 @@ from lab_utils.nn.losses import DBVAE_KL_WEIGHT, DBVAE_RECON, RECONSTRUCTION_KIN
 from lab_utils.training import trainers
 from lab_utils.training.config import TrainingConfig
 from lab_utils.training.remedies import REMEDIES, train_with_remedy
-from lab_utils.training.resampling import DEFAULT_ALPHA, DEFAULT_RULE, RECOMPUTE_EVERY, ResamplingOptions
+from lab_utils.training.debiasing import DBVAE, DEFAULT_ALPHA, DEFAULT_RULE, RECOMPUTE_EVERY, ResamplingOptions
 
 KINDS = ("cnn", "vae", "dbvae")
 
@@ -132,7 +132,7 @@ def train_variant(variant: Variant, train: FaceDataset, profile: Profile, *, see
                  models.VAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
                             seed=seed, encoder_body=variant.backbone)
                  if variant.kind == "vae" else
-                 models.DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
+                 DBVAE(latent_dim=profile.latent_dim, kl_weight=variant.kl_weight, recon=variant.recon,
                               seed=seed, encoder_body=variant.backbone))
     log: list = []
     config = TrainingConfig.for_profile(profile, resampling=ResamplingOptions(
