@@ -4,6 +4,7 @@ module's own layer or one below it, and every import inside a function says why 
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,26 @@ def test_the_walk_sees_an_upward_import_inside_a_function(tmp_path):
     probe.write_text("def f():\n    from lab_utils.training import trainers\n    return trainers\n")
     assert imports(probe) == [("lab_utils.training", 2, True, "    from lab_utils.training import trainers")]
     assert layer_of("lab_utils.training") > layer_of("lab_utils.data.probe")
+
+
+METHOD = PACKAGE / "training" / "debiasing.py"
+METHOD_ORDER = ("dbvae_loss", "DBVAE", "max_rule", "principal_max_rule", "ResamplingOptions", "FaceBatchSampler",
+                "ResamplingCallback")
+"""The DB-VAE in the order a reader meets it: the loss, the model, the rules, their options, the batches, the
+recompute that ties them together inside fit()."""
+
+
+def test_the_method_reads_top_to_bottom_in_one_file_of_a_few_hundred_lines():
+    tree = ast.parse(METHOD.read_text(encoding="utf-8"))
+    defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    assert [name for name in defined if name in METHOD_ORDER] == list(METHOD_ORDER)
+    n_lines = len(METHOD.read_text(encoding="utf-8").splitlines())
+    assert n_lines <= 450, f"{METHOD.name} has {n_lines} lines: move checks, diagnostics or tooling around it"
+
+
+def test_lab_3_prints_the_training_step_from_the_method_file():
+    lab3 = json.loads((PACKAGE.parent / "labs" / "03_dbvae.ipynb").read_text(encoding="utf-8"))
+    code = "\n".join("".join(cell["source"]) for cell in lab3["cells"] if cell["cell_type"] == "code")
+    for part in ("debiasing.DBVAE.compute_loss", "debiasing.ResamplingCallback.on_epoch_begin",
+                 "debiasing.FaceBatchSampler.sample"):
+        assert part in code, f"Lab 3 no longer prints {part}"
