@@ -26,16 +26,28 @@ from lab_utils.evaluation.intervals import methods_record  # noqa: E402
 from lab_utils.core.files import write_text_atomic  # noqa: E402
 
 METRICS = {
-    "gap": lambda e: e["lighter_darker_gap"]["value"],
-    "darker recall": lambda e: (e["recall"]["DF"]["value"] + e["recall"]["DM"]["value"]) / 2,
-    "FPR": lambda e: e["fpr"]["value"],
-    "E[A]": lambda e: e["expected_accuracy"]["value"],
+    "gap": lambda r: r["evaluation"]["lighter_darker_gap"]["value"],
+    "darker recall": lambda r: (r["evaluation"]["recall"]["DF"]["value"] + r["evaluation"]["recall"]["DM"]["value"]) / 2,
+    "FPR": lambda r: r["evaluation"]["fpr"]["value"],
+    "E[A]": lambda r: r["evaluation"]["expected_accuracy"]["value"],
 }
+TIMING = ("train_seconds", "detector_seconds")
+"""What may differ between two runs of the same code: the clock."""
 
 
 def records(path: Path) -> dict[tuple[str, int], dict]:
     data = json.loads(path.read_text())
-    return {(name, r["seed"]): r["evaluation"] for name, runs in data["records"].items() for r in runs}
+    return {(name, r["seed"]): {k: v for k, v in r.items() if k not in TIMING}
+            for name, runs in data["records"].items() for r in runs}
+
+
+def leaves(x: object, path: str = "") -> dict[str, object]:
+    """Every value of a nested record by its path, so two runs can be compared value by value."""
+    if isinstance(x, dict):
+        return {k: v for key, item in x.items() for k, v in leaves(item, f"{path}.{key}").items()}
+    if isinstance(x, list):
+        return {k: v for i, item in enumerate(x) for k, v in leaves(item, f"{path}[{i}]").items()}
+    return {path: x}
 
 
 def main() -> None:
@@ -71,7 +83,12 @@ def main() -> None:
         cells = [f"{np.mean(v):+.1f} ± {np.std(v, ddof=1) if len(v) > 1 else float('nan'):.1f}"
                  for v in by_metric.values()]
         lines.append(f"| {variant} | {len(by_metric['gap'])} | " + " | ".join(cells) + f" | {spread:.1f} |")
-        summary[variant] = {"diffs": by_metric, "gap_sd_before": spread}
+        same = [leaves(before[k]) == leaves(after[k]) for k in common if k[0] == variant]
+        summary[variant] = {"diffs": by_metric, "gap_sd_before": spread, "identical_seeds": int(sum(same))}
+    lines += ["", "Every recorded value but the timings (training history, recalls, intervals, FPR, AUC and AP, the share "
+              "of darker faces drawn, the ESS) identical, "
+              "before and after: " + "; ".join(f"{v} on {s['identical_seeds']} of {len(s['diffs']['gap'])} seed(s)"
+                                               for v, s in summary.items()) + "."]
     text = "\n".join(lines) + "\n"
     print(text)
     write_text_atomic(args.out / f"{args.name}.md", text)
