@@ -117,7 +117,7 @@ def shape_mistake(expected: tuple[int, ...], got: tuple[int, ...]) -> str:
 
 
 def latent_means(mu: Any) -> np.ndarray:
-    """Latent means as a float64 (n_faces, latent_dim) array, else a ``ValueError`` that says what went wrong upstream."""
+    """Latent means as a float64 (n_faces, latent_dim) array, else a ``ValueError`` saying what went wrong upstream."""
     mu = np.asarray(mu, dtype=np.float64)
     if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
         raise ValueError(f"mu must be a non-empty (n_faces, latent_dim) array of latent means, got {mu.shape}.")

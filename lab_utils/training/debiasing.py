@@ -38,12 +38,12 @@ from lab_utils.nn.losses import (
 )
 from lab_utils.nn.models import LatentModel
 
-# --- 1. The loss (Lab 3's first exercise) -----------------------------------------------------------------------
+# --- 1. The loss (Lab 3's Exercise 1) -------------------------------------------------------------------------------
 
 
 def dbvae_loss(x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_weight: float,
                recon: str = "l1") -> Any:
-    """DB-VAE loss per sample, shape (B,): Lab 3's exercise, and the DB-VAE's loss.
+    """DB-VAE loss per sample, shape (B,): Lab 3's Exercise 1, and the DB-VAE's loss.
 
     ``classification + 1[face] * (reconstruction + kl_weight * KL)``: the face indicator is the gradient mask,
     so a non-face sends exactly zero gradient through the VAE terms.
@@ -56,7 +56,7 @@ def dbvae_loss(x: Any, x_hat: Any, y: Any, logit: Any, mu: Any, logvar: Any, kl_
     return total
 
 
-# --- 2. The model: a face detector whose encoder is also a VAE on faces ------------------------------------------
+# --- 2. The model: a face detector whose encoder is also a VAE on faces ---------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="lab_utils")
@@ -95,10 +95,10 @@ class DBVAE(LatentModel):
         return backend.replica_mean(per_sample)
 
 
-# --- 3. The resampling rules: latent means in, one sampling probability per face out (Lab 3's exercises) ----------
+# --- 3. The resampling rules: latent means in, one sampling probability per face out (Lab 3's Exercises 2-3) --------
 
 DEFAULT_RULE = "principal_max"
-"""The labs' rule (Lab 3's exercise): the reference lab's max rule, taken along the leading principal directions of
+"""The labs' rule (Lab 3's Exercise 3): the reference lab's max rule, taken along the leading principal directions of
 the latent means. In the DB-VAE's live latent space the reference lab's per-dimension max rule hardly moves the
 sampling, and the paper's product over 32 dimensions collapses onto a few faces (benchmarks/FINDINGS.md); both stay
 registered, one argument away."""
@@ -147,7 +147,7 @@ def product_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAUL
 
 
 def max_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """The reference lab's rule (Lab 3's first rule exercise): per dimension, weights ``1 / (Q_i + alpha)``
+    """The reference lab's rule (Lab 3's Exercise 2): per dimension, weights ``1 / (Q_i + alpha)``
     normalised over faces; a face's weight is its largest over dimensions, normalised to sum to 1."""
     mu = validation.latent_means(mu)
     log_inv = _log_inverse_density(mu, bins, alpha)
@@ -174,7 +174,7 @@ def principal_directions(mu: np.ndarray, components: int = PRINCIPAL_COMPONENTS)
 
 def principal_max_rule(mu: np.ndarray, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA,
                        components: int = PRINCIPAL_COMPONENTS) -> np.ndarray:
-    """The labs' rule (Lab 3's second rule exercise): the max rule on the ``components`` leading principal
+    """The labs' rule (Lab 3's Exercise 3): the max rule on the ``components`` leading principal
     directions of the latent means instead of on every latent dimension, so a rare group that differs from the
     others along one of the main axes of variation keeps its weight instead of being diluted by 32 dimensions of
     background, pose and lighting."""
@@ -191,7 +191,7 @@ def rule_name(rule: str | Rule) -> str:
     return rule if isinstance(rule, str) else getattr(rule, "__name__", type(rule).__name__)
 
 
-# --- 4. How the rule is applied: one options object, latent means to sampling probabilities ----------------------
+# --- 4. How the rule is applied: one options object, latent means to sampling probabilities -------------------------
 
 RECOMPUTE_EVERY: int | None = None
 """The labs' schedule: the sampling probabilities are computed once, at the start of epoch 1 from the latent space
@@ -261,7 +261,7 @@ def compute_sampling_probs(model: Any, dataset: FaceDataset, options: Resampling
     return probs, resampling_diagnostics(probs)
 
 
-# --- 5. Weighted batches: half faces drawn by those probabilities, half non-faces drawn uniformly ------------------
+# --- 5. Weighted batches: half faces drawn by those probabilities, half non-faces drawn uniformly -------------------
 
 
 class FaceBatchSampler:
@@ -353,7 +353,7 @@ class _SamplerDataset(keras.utils.PyDataset):
         return self.sampler.sample()
 
 
-# --- 6. The per-epoch recompute inside fit(): the model's own latent space re-weights the sampler ------------------
+# --- 6. The per-epoch recompute inside fit(): the model's own latent space re-weights the sampler -------------------
 
 
 class ResamplingCallback(keras.callbacks.Callback):
