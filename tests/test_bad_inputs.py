@@ -17,7 +17,7 @@ import pytest
 from lab_utils.data import loaders
 from lab_utils.data.config import BenchmarkConfig
 from lab_utils.data.dataset import FaceDataset
-from lab_utils.evaluation import galleries, metrics, reports
+from lab_utils.evaluation import galleries, latents, metrics, reports
 from lab_utils.core import backend
 from lab_utils.nn import models
 from lab_utils.core import env, profiles
@@ -73,6 +73,8 @@ PROBES = {
     "latent means with NaN": (lambda t: debiasing.histogram_weights(nan_mu()), ValueError,
                               ["non-finite", "learning rate"]),
     "latent means 1-D": (lambda t: debiasing.histogram_weights(np.zeros(5)), ValueError, ["(n_faces, latent_dim)"]),
+    "active units of NaN means": (lambda t: latents.active_units(nan_mu()), ValueError, ["non-finite", "diverged"]),
+    "active units of one face": (lambda t: latents.active_units(np.zeros((1, 4))), ValueError, ["at least two faces"]),
     "unknown rule": (lambda t: debiasing.histogram_weights(np.zeros((5, 2)), rule="median"), ValueError,
                      ["rule must be one of", "rule(mu, bins, alpha)"]),
     "rule returns wrong length": (lambda t: debiasing.histogram_weights(np.zeros((5, 2)),

@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 from tqdm.auto import tqdm
 
+from lab_utils.core import validation
 from lab_utils.core.validation import integer
 from lab_utils.data.dataset import FaceDataset
 from lab_utils.nn.models import pad_batch
@@ -26,11 +27,9 @@ def active_units(mu: np.ndarray, threshold: float = ACTIVE_VARIANCE) -> np.ndarr
     An inactive dimension says the same for every face, so the decoder cannot use it: with none active every
     reconstruction is one average face (the KL term won over the reconstruction term).
     """
-    mu = np.asarray(mu, dtype=np.float64)
-    if mu.ndim != 2 or mu.shape[0] < 2:
+    mu = validation.latent_means(mu)
+    if mu.shape[0] < 2:
         raise ValueError(f"mu must be the latent means of at least two faces, shape (n, k); got {mu.shape}.")
-    if not np.isfinite(mu).all():
-        raise ValueError("mu has non-finite values; the encoder diverged or the images were not in [0, 1].")
     return mu.var(axis=0) > threshold
 
 
